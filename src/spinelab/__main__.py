@@ -1,0 +1,5 @@
+import sys
+
+from spinelab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""The one exception type users see: its message is printed as a single line by the CLI."""
+
+
+class SpinelabError(Exception):
+    """Bad input or a request spinelab cannot serve; the message says what and where."""

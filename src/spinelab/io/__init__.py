@@ -1,0 +1,1 @@
+"""Reading and writing: CT volumes, centroid files, label maps and dataset layouts."""
