@@ -1,0 +1,35 @@
+"""Every setting of the multi-view method in one dataclass, stored inside the model file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class MultiViewConfig:
+    views: int = 10  # K: DRRs every 360/K degrees around the long axis
+    source_to_isocenter: float = 500.0  # mm, as in the paper
+    source_to_detector: float = 1000.0  # mm
+    detector_rows: int = 384  # detector pixels along the long axis (multiple of 32 for the U-Net)
+    detector_cols: int = 192  # detector pixels across
+    pixel_mm: float = 1.8  # detector pixel size at the isocentre; grows only for very tall volumes
+    content_radius_mm: float = 150.0  # half-width around the long axis that every view must show
+    isocenter_jitter_mm: float = 20.0  # training only: random shift of the rotation centre
+    volume_spacing: float = 2.0  # mm: CTs are block-averaged to about this before rendering
+    heatmap_sigma_mm: float = 5.0  # Gaussian heatmap sigma at the isocentre plane
+    square_mm: float = 22.0  # identification squares (paper: 22 mm x 22 mm)
+    peak_threshold: float = 0.3  # heatmap value a vertebra peak must reach
+    peak_min_distance_mm: float = 12.0  # two peaks closer than this are one vertebra
+    fusion_tolerance_mm: float = 10.0  # a ray farther than this from the fused point is an outlier
+    depth: int = 18  # ResNet depth of both U-Net encoders (paper: 50)
+    width: float = 0.5  # ResNet width factor (1.0 = standard widths)
+    sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy
+    weighted_voting: bool = True  # weight each view's vote by 1 - its Sequence Loss
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> MultiViewConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})

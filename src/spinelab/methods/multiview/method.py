@@ -1,0 +1,94 @@
+"""Inference of the multi-view method: DRRs -> heatmaps and class maps -> rays -> labelled 3D centroids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spinelab.drr import NUM_CLASSES
+from spinelab.errors import SpinelabError
+from spinelab.io.centroids import Centroids
+from spinelab.io.volume import CTVolume
+from spinelab.losses.sequence import probability_matrix
+from spinelab.methods.base import Method, StageTimer
+from spinelab.methods.multiview.config import MultiViewConfig
+from spinelab.methods.multiview.views import make_views, render_normalized, rendering_volume
+from spinelab.nets import ResNetUNet
+from spinelab.postprocess import find_peaks, fuse_views, identify, view_sequence_loss
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "multiview.pt"
+MIN_VIEWS = 3  # a vertebra must be found in at least this many views to be reported
+
+
+class MultiViewMethod(Method):
+    name = "multiview"
+
+    def __init__(self, localizer: ResNetUNet, identifier: ResNetUNet, config: MultiViewConfig,
+                 device: str = "cpu", meta: dict | None = None):
+        self.localizer = localizer.to(device).eval()
+        self.identifier = identifier.to(device).eval()
+        self.config = config
+        self.device = device
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, model: str | None = None, device: str = "cpu") -> MultiViewMethod:
+        path = Path(model) if model else DEFAULT_MODEL
+        if not path.exists():
+            raise SpinelabError(f"{path}: model file not found (train one with 'spinelab train' or pass --model)")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            config = MultiViewConfig.from_dict(payload["config"])
+            networks = []
+            for key, channels in (("localizer", 1), ("identifier", NUM_CLASSES)):
+                network = ResNetUNet(channels, config.depth, config.width)
+                network.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                         for k, v in payload[key].items()})
+                networks.append(network)
+        except (KeyError, RuntimeError, EOFError, ValueError) as exc:
+            raise SpinelabError(f"{path}: not a spinelab multi-view model ({str(exc).splitlines()[0]})") from None
+        return cls(*networks, config, device, payload.get("meta"))
+
+    @torch.inference_mode()
+    def run_networks(self, images: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """Heatmaps (K, H, W) and class probabilities (K, C, H, W) for normalized DRRs (K, H, W)."""
+        batch = torch.from_numpy(images.astype(np.float32))[:, None].to(self.device)
+        with torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16):
+            heatmaps = self.localizer(batch)[:, 0].float()
+            probabilities = self.identifier(batch).float().softmax(dim=1)
+        return heatmaps.cpu().numpy(), probabilities.cpu()
+
+    def decode(self, heatmaps: np.ndarray, probabilities: torch.Tensor, views) -> tuple[Centroids, dict]:
+        """Peaks per view, their class rows P, Sequence Losses, ray fusion and weighted voting."""
+        config = self.config
+        points, scores, matrices, losses = [], [], [], []
+        for heatmap, view_probabilities, view in zip(heatmaps, probabilities, views):
+            pixel_mm = view.pixel_mm_at_isocenter
+            found, found_scores = find_peaks(heatmap, pixel_mm, config.peak_min_distance_mm, config.peak_threshold)
+            matrix = probability_matrix(view_probabilities, found, config.square_mm / pixel_mm).numpy()
+            matrix = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1e-6, None)  # background removed
+            points.append(found)
+            scores.append(found_scores)
+            matrices.append(matrix)
+            losses.append(view_sequence_loss(matrix, found) if config.weighted_voting and len(found) else 0.0)
+        fused = fuse_views(points, views, scores, tolerance_mm=config.fusion_tolerance_mm,
+                           min_views=min(MIN_VIEWS, len(views)))
+        labels, confidence = identify(fused, matrices, losses)
+        centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
+        details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused]}
+        return centroids, details
+
+    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> tuple[Centroids, dict]:
+        with timer("resample"):
+            volume = rendering_volume(ct, self.config)
+        with timer("drr"):
+            views = make_views(volume, self.config)
+            images = render_normalized(volume, views)
+        with timer("networks"):
+            heatmaps, probabilities = self.run_networks(images)
+        with timer("fusion"):
+            centroids, details = self.decode(heatmaps, probabilities, views)
+        details.update(views=views, images=images, heatmaps=heatmaps)
+        return centroids, details

