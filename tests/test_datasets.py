@@ -10,7 +10,10 @@ from spinelab.io.formats import write_centroids
 from spinelab.io.volume import CTVolume, write_nifti
 
 SHAPE = (24, 20, 16)
-AFFINE = np.array([[0.0, 0.0, 2.0, -40.0], [-1.5, 0.0, 0.0, 30.0], [0.0, -1.2, 0.0, 100.0], [0.0, 0.0, 0.0, 1.0]])  # PIR
+AFFINE = np.array([[0.0, 0.0, 2.0, -40.0],  # axes point P, I, R as in VerSe'19 files
+                   [-1.5, 0.0, 0.0, 30.0],
+                   [0.0, -1.2, 0.0, 100.0],
+                   [0.0, 0.0, 0.0, 1.0]])
 
 
 def ct_volume(seed=0) -> CTVolume:

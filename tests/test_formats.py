@@ -225,7 +225,8 @@ def test_payer_verse19_table_matches_the_official_centroids(shared_data):
 
 def test_vid_keypoints_are_lps_world_and_pedicles_follow_their_bodies(shared_data):
     truth, _ = official(shared_data, "sub-verse004")
-    keypoints = read_vid_keypoints(shared_data / "vid" / "KeypointGroundTruthNoSacrum" / "Training" / "c4RqiADLFOuB.json")
+    path = shared_data / "vid" / "KeypointGroundTruthNoSacrum" / "Training" / "c4RqiADLFOuB.json"  # verse004
+    keypoints = read_vid_keypoints(path)
     assert keypoints.body.names() == truth.names()
     distances = np.linalg.norm(keypoints.body.world - truth.world, axis=1)
     assert np.median(distances) < 6.0 and distances.max() < 9.0  # measured 4.7 and 7.8 mm

@@ -18,8 +18,10 @@ ORIENTATIONS = [np.column_stack([order, flips]).astype(float)
 
 @pytest.fixture(scope="module")
 def lumbar_map(shared_data) -> CTVolume:
-    """VerSe's sub-verse010 (L1-L5, PIR, 1 mm) at 0.6 x 2 x 2 mm (so the body estimate block-averages one axis), cropped to the spine: small and asymmetric."""
-    labels = read_label_map(shared_data / "verse_masks" / "sub-verse010_seg-vert_msk.nii.gz").resampled((0.6, 2.0, 2.0), order=0)
+    """VerSe's sub-verse010 (L1-L5, PIR, 1 mm) at 0.6 x 2 x 2 mm, cropped to the spine: small, asymmetric,
+    and fine enough along one axis that the body estimate block-averages it."""
+    labels = read_label_map(shared_data / "verse_masks" / "sub-verse010_seg-vert_msk.nii.gz")
+    labels = labels.resampled((0.6, 2.0, 2.0), order=0)
     spine = ndimage.find_objects((labels.array > 0).astype(np.uint8))[0]
     box = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in spine)
     affine = labels.affine.copy()

@@ -17,10 +17,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from spinelab.methods.multiview.config import MultiViewConfig
     from spinelab.methods.multiview.train import pretrain
 
-    path = pretrain(data=args.data, out=Path(args.out), views_per_case=args.views_per_case,
-                    iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                    device=args.device, depth=args.depth, width=args.width)
+    path = pretrain(data=args.data, out=Path(args.out), config=MultiViewConfig(depth=args.depth, width=args.width),
+                    views_per_case=args.views_per_case, iterations=args.iterations, batch_size=args.batch_size,
+                    lr=args.lr, seed=args.seed, device=args.device)
     print(f"encoder written to {path}")
     return 0

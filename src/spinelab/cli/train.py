@@ -29,12 +29,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from spinelab.methods.multiview.config import MultiViewConfig
     from spinelab.methods.multiview.train import train_model
 
+    config = MultiViewConfig(depth=args.depth, width=args.width, sequence_loss_weight=args.sequence_loss_weight)
     path = train_model(
-        data=args.data, out=Path(args.out), encoder=args.encoder, views_per_case=args.views_per_case,
-        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        depth=args.depth, width=args.width, sequence_loss_weight=args.sequence_loss_weight,
-        model_out=args.model_out)
+        data=args.data, out=Path(args.out), config=config, encoder=args.encoder,
+        views_per_case=args.views_per_case, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, device=args.device, model_out=args.model_out)
     print(f"model written to {path}")
     return 0

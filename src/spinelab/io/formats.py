@@ -78,7 +78,7 @@ SLICER_LPS_ORIENTATION = [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0]  # iden
 
 
 class _Malformed(ValueError):
-    """A content problem; read_centroids prefixes the file name."""
+    """A problem with the file's content; _guarded turns it into a SpinelabError naming the file."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -476,8 +476,8 @@ def _write_csv(centroids: Centroids, path: Path, reference) -> None:
 # Dispatch
 
 _READERS = {
-    "verse": _read_verse, "verse19": _read_verse_mm(VERSE19_AXES), "verse20-miccai": _read_verse_mm(VERSE20_MICCAI_AXES),
-    "csi2014": _read_lml, "landmarks": _read_landmarks, "vid": _read_vid, "slicer": _read_slicer, "csv": _read_csv,
+    "verse": _read_verse, "verse19": _read_verse_mm(VERSE19_AXES),
+    "verse20-miccai": _read_verse_mm(VERSE20_MICCAI_AXES), "csi2014": _read_lml, "landmarks": _read_landmarks, "vid": _read_vid, "slicer": _read_slicer, "csv": _read_csv,
 }
 _WRITERS = {
     "verse": _write_verse, "verse19": _write_verse_mm(VERSE19_AXES),

@@ -20,6 +20,8 @@ from spinelab.synth.geometry import SACRUM, Spine, Vertebra
 from spinelab.vertebrae import BODY_SIZES
 
 PAINT, BONE, COVER = kernels.MODE_PAINT, kernels.MODE_BONE, kernels.MODE_COVER
+#: Curvature radius of the diaphragm domes (mm): how far the lungs reach down behind and beside them.
+DOME_RADIUS = 70.0
 #: Bone materials: each has its own cortical HU, marrow HU and cortex thickness.
 VERTEBRA, RIB, FLAT, LONG, SKULL, TOOTH, CARTILAGE = 1, 2, 3, 4, 5, 6, 7
 N_MATERIALS = 8
@@ -51,14 +53,19 @@ class Patient:
     cancellous: np.ndarray  # (N_MATERIALS,) HU
     cortex: np.ndarray  # (N_MATERIALS,) mm
 
+    def paint(self, tissue: str) -> dict:
+        """Keyword arguments painting ``tissue``: its HU and its class in the tissue map."""
+        kind = {"air": kernels.AIR, "gas": kernels.AIR, "fat": kernels.FAT, "lung": kernels.LUNG}.get(tissue, kernels.SOFT)
+        return {"value": self.tissue[tissue], "material": kind}
+
 
 def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
     fat = float(rng.gamma(3.0, 6.0)) + 4.0
-    blood = float(rng.uniform(180, 380)) if contrast else float(rng.uniform(35, 50))
+    blood = float(rng.uniform(200, 420)) if contrast else float(rng.uniform(35, 50))
     tissue = {
         "air": float(rng.uniform(-1010, -990)), "fat": float(rng.uniform(-115, -85)),
         "muscle": float(rng.uniform(40, 60)), "soft": float(rng.uniform(25, 45)),
-        "lung": float(rng.uniform(-890, -830)), "gas": float(rng.uniform(-1000, -960)), "blood": blood,
+        "lung": float(rng.uniform(-915, -860)), "gas": float(rng.uniform(-1000, -960)), "blood": blood,
         "myocardium": float(rng.uniform(90, 130)) if contrast else float(rng.uniform(35, 50)),
         "liver": float(rng.uniform(95, 125)) if contrast else float(rng.uniform(50, 65)),
         "kidney": float(rng.uniform(140, 200)) if contrast else float(rng.uniform(28, 40)),
@@ -66,14 +73,15 @@ def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
         "disc": float(rng.uniform(70, 100)), "csf": float(rng.uniform(10, 25)), "brain": float(rng.uniform(30, 40)),
         "bladder": float(rng.uniform(0, 15)),
     }
+    tissue["vein"] = (tissue["blood"] + tissue["soft"]) / 2  # portal-venous phase lags the arteries
     density = rng.uniform(0.0, 1.0)  # bone mineral density of this patient, 0 = osteoporotic
     cortical = np.zeros(N_MATERIALS)
     cancellous = np.zeros(N_MATERIALS)
     cortex = np.ones(N_MATERIALS)
-    cortical[VERTEBRA], cancellous[VERTEBRA], cortex[VERTEBRA] = 700 + 500 * density, 150 + 150 * density, 1.0
-    cortical[RIB], cancellous[RIB], cortex[RIB] = 650 + 450 * density, 140 + 120 * density, 1.1
-    cortical[FLAT], cancellous[FLAT], cortex[FLAT] = 700 + 450 * density, 150 + 120 * density, 1.3
-    cortical[LONG], cancellous[LONG], cortex[LONG] = 1100 + 500 * density, 180 + 150 * density, 3.5
+    cortical[VERTEBRA], cancellous[VERTEBRA], cortex[VERTEBRA] = 700 + 500 * density, 130 + 170 * density, 0.8
+    cortical[RIB], cancellous[RIB], cortex[RIB] = 650 + 450 * density, 140 + 120 * density, 0.8
+    cortical[FLAT], cancellous[FLAT], cortex[FLAT] = 700 + 450 * density, 150 + 120 * density, 0.9
+    cortical[LONG], cancellous[LONG], cortex[LONG] = 1000 + 500 * density, 180 + 150 * density, 2.0
     cortical[SKULL], cancellous[SKULL], cortex[SKULL] = 1100 + 600 * density, 600 + 300 * density, 2.0
     cortical[TOOTH], cancellous[TOOTH], cortex[TOOTH] = 2400 + 600 * density, 1400, 1.5
     cartilage = float(rng.uniform(90, 250))
@@ -81,7 +89,7 @@ def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
     return Patient(
         width=float(np.clip(rng.normal(1.0, 0.07), 0.82, 1.2)), depth=float(np.clip(rng.normal(1.0, 0.08), 0.8, 1.25)),
         fat=fat, fat_fraction=float(np.clip((fat - 20) / 25, -1, 1)), gas=float(rng.uniform(0.0, 0.8)),
-        head_flexion=float(rng.normal(0, 8)), arms_down=bool(rng.random() < 0.35), contrast=contrast,
+        head_flexion=float(rng.normal(0, 8)), arms_down=bool(rng.random() < 0.25), contrast=contrast,
         tissue=tissue, cortical=cortical, cancellous=cancellous, cortex=cortex)
 
 
@@ -252,30 +260,30 @@ def _tilted(frame: np.ndarray, degrees: float) -> np.ndarray:
     return np.stack([right, new_anterior, new_superior], axis=-1)
 
 
+#: The sacral column in S1's frame (right, anterior, superior; mm from the S1 body centre): it runs
+#: down from S1 and curves forwards (the sacral kyphosis), S2..S5 then the coccyx.
+SACRAL_COLUMN = np.array([[0, 0, -10], [0, 2.7, -25], [0, 6, -47], [0, 13, -64], [0, 22, -77]], dtype=float)
+SACRAL_HALF_WIDTH = np.array([24, 19, 14, 10, 7], dtype=float)
+COCCYX = np.array([[0, 22, -77], [0, 27, -84], [0, 34, -91], [0, 42, -96]], dtype=float)
+
+
 def add_sacrum(canvas: Canvas, sacrum: Vertebra) -> None:
-    """S1-S5 fused and curving backwards, the alae, the dorsal plate and an unlabelled coccyx."""
+    """S1-S5 fused and curving forwards, the alae, the dorsal wall of the canal and an unlabelled coccyx."""
     v, s = sacrum, _size_scale(sacrum)
     canvas.body(v.centre, v.frame, [v.width / 2, v.depth / 2, v.height / 2], 2.4, label=SACRUM, material=VERTEBRA)
-    segments = [(-4, -11, 0.77, 0.8, 0.8, 10), (-10, -30, 0.58, 0.63, 0.64, 20), (-18, -46, 0.42, 0.46, 0.54, 30),
-                (-27, -60, 0.3, 0.34, 0.43, 40)]
-    for anterior, down, width, depth, height, tilt in segments:
-        centre = v.to_world([0.0, anterior * s, -v.height / 2 + down * s])
-        canvas.body(centre, _tilted(v.frame, tilt), [v.width * width / 2, v.depth * depth / 2, v.height * height / 2],
-                    2.4, label=SACRUM, material=VERTEBRA)
-    for anterior, down, half_width, half_depth, half_height in [(-4, -6, 56, 20, 14), (-10, -30, 40, 16, 13),
-                                                                (-18, -48, 26, 12, 11)]:
-        canvas.body(v.to_world([0.0, anterior * s - v.depth * 0.1, down * s]), _tilted(v.frame, 15),
-                    np.array([half_width, half_depth, half_height]) * s, 3.0, label=SACRUM, material=VERTEBRA)
-    back = -v.depth / 2
-    canvas.body(v.to_world([0.0, back - 14 * s, -25 * s]), _tilted(v.frame, 25), np.array([22, 4, 32]) * s, 2.5,
-                label=SACRUM, material=VERTEBRA)
-    rows = [polyline(v.to_world(np.array([[side * 18, back / s - 8, v.height / 2 / s - 4],
-                                          [side * 20, back / s - 10, v.height / 2 / s + 10]]) * s), 5 * s)
-            for side in (1.0, -1.0)]
-    canvas.tubes(np.vstack(rows), BONE, label=SACRUM, material=VERTEBRA)
-    coccyx = v.to_world(np.array([[0, -30, -v.height / 2 / s - 68], [0, -28, -v.height / 2 / s - 82],
-                                  [0, -22, -v.height / 2 / s - 94], [0, -15, -v.height / 2 / s - 102]]) * s)
-    canvas.tubes(polyline(coccyx, [6 * s, 5 * s, 4 * s, 3 * s]), BONE, label=0, material=VERTEBRA)
+    column = v.to_world(SACRAL_COLUMN * s)
+    canvas.tubes(polyline(column, SACRAL_HALF_WIDTH * s, v.anterior, 0.6), BONE, label=SACRUM, material=VERTEBRA)
+    for centre, half in (([0, -3, -8], [56, 17, 15]), ([0, 3, -33], [40, 13, 12]), ([0, 10, -55], [25, 9, 9])):
+        canvas.body(v.to_world(np.array(centre) * s), v.frame, np.array(half) * s, 3.0, label=SACRUM, material=VERTEBRA)
+    back = -v.depth / 2 / s
+    dorsal = v.to_world(np.array([[0, back - 9, -2], [0, back - 7, -28], [0, back + 1, -52], [0, back + 13, -70]]) * s)
+    canvas.tubes(polyline(dorsal, np.array([20, 18, 13, 8]) * s, v.anterior, 0.28), BONE, label=SACRUM,
+                 material=VERTEBRA)
+    facets = [polyline(v.to_world(np.array([[side * 18, back - 8, v.height / 2 / s - 4],
+                                            [side * 20, back - 10, v.height / 2 / s + 10]]) * s), 5 * s)
+              for side in (1.0, -1.0)]
+    canvas.tubes(np.vstack(facets), BONE, label=SACRUM, material=VERTEBRA)
+    canvas.tubes(polyline(v.to_world(COCCYX * s), np.array([6, 5, 4, 3]) * s), BONE, label=0, material=VERTEBRA)
 
 
 def add_discs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
@@ -294,7 +302,7 @@ def add_discs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
         width = (upper.width + lower.width) / 2 * 0.98
         depth = (upper.depth + lower.depth) / 2 * 0.98
         canvas.body((bottom + top) / 2, frame, [width / 2, depth / 2, length / 2 + 1.5], _body_exponent(upper.label),
-                    PAINT, value=patient.tissue["disc"], waist=-0.03, concavity=0.0)
+                    PAINT, **patient.paint("disc"), waist=-0.03, concavity=0.0)
 
 
 def add_spine(canvas: Canvas, spine: Spine, patient: Patient, sacralized_l5: bool) -> None:
@@ -363,7 +371,7 @@ def rib_curve(vertebra: Vertebra, number: int, side: float, patient: Patient, sa
     tubercle = local_tip + [0.0, 4.0, -2.0]
     angles = np.radians(np.linspace(28.0, end_angle, samples))
     posterior = np.cos(angles) > 0
-    exponent = np.where(posterior, 0.55, 1.0)  # superellipse-like: flat back, round front
+    exponent = np.where(posterior, 0.75, 1.0)  # superellipse-like: flatter back, round front
     x = side * half_width * np.abs(np.sin(angles)) ** exponent
     y = centre_y - half_depth * np.sign(np.cos(angles)) * np.abs(np.cos(angles)) ** np.where(posterior, 0.8, 1.0)
     fraction = (angles - angles[0]) / (angles[-1] - angles[0])
@@ -455,52 +463,67 @@ def add_arm_soft_tissue(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     for side in (1.0, -1.0):
         shoulder = t2.to_world([side * 178 * patient.width, -25.0, 5.0])
         elbow = shoulder + t2.superior * -300.0 + t2.right * side * 25.0
-        canvas.tubes(polyline([shoulder, elbow], [50.0, 38.0]), PAINT, value=patient.tissue["fat"])
-        canvas.tubes(polyline([shoulder, elbow], [50.0 - 8.0, 38.0 - 8.0]), PAINT, value=patient.tissue["muscle"])
+        canvas.tubes(polyline([shoulder, elbow], [50.0, 38.0]), PAINT, **patient.paint("fat"))
+        canvas.tubes(polyline([shoulder, elbow], [50.0 - 8.0, 38.0 - 8.0]), PAINT, **patient.paint("muscle"))
 
 
 # ----------------------------------------------------------------------------------------------
 # Pelvis and hips
 
 
+#: Nominal sacral slope built into the sacrum's frame; undoing it gives the pelvis its upright frame.
+SACRAL_TILT = 35.0
+#: Landmarks of the right hemipelvis in the upright pelvic frame (right, anterior, superior; mm from
+#: the S1 body centre) of an average adult: iliac crest from the posterior to the anterior superior
+#: iliac spine, base of the iliac fan above the acetabulum, hip joint centre, pubis, ischium.
+ILIAC_CREST = np.array([[40, -52, 8], [78, -42, 42], [112, -8, 50], [124, 35, 32], [118, 72, 6]], dtype=float)
+ILIAC_BASE = np.array([72, 18, -52], dtype=float)
+HIP = np.array([85, 42, -82], dtype=float)
+PUBIS = np.array([[80, 52, -70], [45, 72, -85], [6, 78, -95]], dtype=float)
+ISCHIUM = np.array([[6, 76, -112], [35, 55, -125], [55, 20, -128], [75, 18, -95]], dtype=float)
+SACROILIAC = np.array([[46, -22, 8], [44, -28, -20], [40, -26, -45]], dtype=float)
+
+
 def _pelvis_frame(spine: Spine) -> tuple[np.ndarray, np.ndarray]:
-    """Origin (S1 centre) and an upright frame: the last lumbar vertebra's axes."""
-    return spine[SACRUM].centre, spine.lumbar()[-1].frame
+    """Origin (S1 centre) and the upright pelvic frame, which tilts with the sacrum."""
+    sacrum = spine[SACRUM]
+    return sacrum.centre, _tilted(sacrum.frame, SACRAL_TILT)
 
 
 def add_pelvis(canvas: Canvas, spine: Spine, patient: Patient) -> None:
-    """Iliac wings, acetabula, pubic and ischial rami, femoral heads, necks and upper shafts."""
+    """Iliac wings (a fan of flattened struts under the crest), sacroiliac joints, acetabula, pubic
+    and ischial rami, femoral heads, necks, trochanters and shafts."""
     origin, frame = _pelvis_frame(spine)
-    w, d = patient.width, patient.depth
-
-    def at(local):
-        return np.asarray(local, float) @ frame.T + origin
+    size = np.array([patient.width, patient.depth, 1.0]) * spine.scale
 
     for side in (1.0, -1.0):
-        mirror = np.diag([side, 1.0, 1.0])
-        wing_frame = frame @ mirror
-        planes = [[-1.0, 0.0, 0.0, -40 * w], [0.0, 0.0, 1.0, 48.0], [0.0, 0.0, -1.0, 70.0], [0.0, 1.0, 0.0, 62 * d]]
-        canvas.ellipsoid(at([side * 35 * w, 28 * d, -20.0]), wing_frame, [85 * w, 56 * d, 80.0], BONE, material=FLAT,
-                         shell=7.0, planes=planes)
-        crest = [at([side * 42 * w, -32 * d, 38.0]), at([side * 95 * w, -18 * d, 50.0]), at([side * 118 * w, 25 * d, 38.0]),
-                 at([side * 112 * w, 58 * d, 8.0])]
-        canvas.tubes(polyline(crest, [7.0, 6.0, 6.0, 7.0]), BONE, material=FLAT)
-        hip = at([side * 88 * w, 45 * d, -95.0])
-        body = [at([side * 52 * w, -22 * d, -20.0]), at([side * 72 * w, 8 * d, -60.0]), hip + frame[:, 2] * 12.0]
-        canvas.tubes(polyline(body, [16.0, 17.0, 20.0]), BONE, material=FLAT)
-        cup = np.stack([frame[:, 0] * side, frame[:, 1], frame[:, 2]], axis=-1)
-        canvas.ellipsoid(hip, cup, [29.0, 29.0, 29.0], BONE, material=FLAT, shell=6.0, planes=[[0.9, 0.0, -0.45, 6.0]])
-        pubis = [hip + frame[:, 1] * 10.0, at([side * 28 * w, 98 * d, -112.0]), at([side * 5 * w, 106 * d, -122.0])]
-        canvas.tubes(polyline(pubis, [12.0, 10.0, 11.0]), BONE, material=FLAT)
-        ischium = [at([side * 6 * w, 100 * d, -136.0]), at([side * 40 * w, 68 * d, -148.0]), at([side * 56 * w, 12 * d, -146.0]),
-                   hip - frame[:, 1] * 20.0 - frame[:, 2] * 12.0]
-        canvas.tubes(polyline(ischium, [9.0, 10.0, 15.0, 14.0]), BONE, material=FLAT)
-        canvas.ellipsoid(hip, frame, [23.0 * w, 23.0 * w, 23.0 * w], BONE, material=LONG)
-        trochanter = at([side * 122 * w, 40 * d, -112.0])
-        canvas.tubes(polyline([hip, trochanter], [15.0, 17.0]), BONE, material=LONG)
+        mirror = np.array([side, 1.0, 1.0])
+
+        def at(local):
+            return (np.asarray(local, float) * mirror * size) @ frame.T + origin
+
+        crest = at(ILIAC_CREST)
+        base = at(ILIAC_BASE)
+        rows = [polyline(crest, [9.0, 7.0, 6.5, 6.5, 8.0])]
+        dense = np.array([np.interp(np.linspace(0, 4, 9), np.arange(5), crest[:, axis]) for axis in range(3)]).T
+        for index, tip in enumerate(dense):
+            neighbours = dense[min(index + 1, 8)] - dense[max(index - 1, 0)]
+            normal = np.cross(neighbours, tip - base)
+            rows.append(polyline([base, tip], [12.0, 15.0], normal, 0.3))
+        rows.append(polyline(at(SACROILIAC), [14.0, 14.0, 11.0]))
+        rows.append(polyline([at(SACROILIAC[1]), base, at(HIP) + frame[:, 2] * 20.0], [12.0, 16.0, 20.0]))
+        rows.append(polyline(at(PUBIS), [13.0, 9.0, 10.0]))
+        rows.append(polyline(at(ISCHIUM), [9.0, 10.0, 16.0, 16.0]))
+        canvas.tubes(np.vstack(rows), BONE, material=FLAT)
+        hip = at(HIP)
+        cup = frame * mirror
+        canvas.ellipsoid(hip, cup, [29.0, 29.0, 29.0], BONE, material=FLAT, shell=7.0, planes=[[0.9, 0.0, -0.45, 6.0]])
+        canvas.ellipsoid(hip, frame, np.full(3, 23.0 * spine.scale), BONE, material=LONG)
+        trochanter = at([125, 35, -95])
+        canvas.tubes(polyline([hip, trochanter], [16.0, 17.0]), BONE, material=LONG)
         canvas.ellipsoid(trochanter, frame, [13.0, 16.0, 22.0], BONE, material=LONG)
-        knee = at([side * 100 * w, 48 * d, -520.0])
-        canvas.tubes(polyline([trochanter - frame[:, 2] * 10.0, knee], [15.0, 13.0]), BONE, material=LONG)
+        knee = at([98, 42, -520])
+        canvas.tubes(polyline([trochanter - frame[:, 2] * 12.0, knee], [15.0, 13.0]), BONE, material=LONG)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -516,20 +539,19 @@ def _skull_frame(spine: Spine, patient: Patient) -> tuple[np.ndarray, np.ndarray
 
 def add_head_soft_tissue(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     centre, frame = _skull_frame(spine, patient)
-    t = patient.tissue
 
     def at(local):
         return np.asarray(local, float) @ frame.T + centre
 
-    canvas.ellipsoid(centre, frame, [78.0, 98.0, 78.0], PAINT, value=t["soft"])
-    canvas.ellipsoid(at([0, 58, -48]), frame, [60.0, 50.0, 66.0], PAINT, value=t["soft"])
-    canvas.ellipsoid(at([0, 50, -108]), frame, [58.0, 50.0, 34.0], PAINT, value=t["soft"])
-    canvas.ellipsoid(centre, frame, [64.0, 84.0, 64.0], PAINT, value=t["brain"])
+    canvas.ellipsoid(centre, frame, [78.0, 98.0, 78.0], PAINT, **patient.paint("soft"))
+    canvas.ellipsoid(at([0, 58, -48]), frame, [60.0, 50.0, 66.0], PAINT, **patient.paint("soft"))
+    canvas.ellipsoid(at([0, 50, -108]), frame, [58.0, 50.0, 34.0], PAINT, **patient.paint("soft"))
+    canvas.ellipsoid(centre, frame, [64.0, 84.0, 64.0], PAINT, **patient.paint("brain"))
     for side in (1.0, -1.0):
-        canvas.ellipsoid(at([side * 26, 68, -46]), frame, [14.0, 16.0, 18.0], PAINT, value=t["air"])
-        canvas.ellipsoid(at([side * 33, 74, -8]), frame, [17.0, 18.0, 16.0], PAINT, value=t["fat"])
-    canvas.ellipsoid(at([0, 78, -40]), frame, [9.0, 26.0, 22.0], PAINT, value=t["air"])
-    canvas.ellipsoid(at([0, 30, -58]), frame, [16.0, 14.0, 14.0], PAINT, value=t["air"])  # nasopharynx
+        canvas.ellipsoid(at([side * 26, 68, -46]), frame, [14.0, 16.0, 18.0], PAINT, **patient.paint("air"))
+        canvas.ellipsoid(at([side * 33, 74, -8]), frame, [17.0, 18.0, 16.0], PAINT, **patient.paint("fat"))
+    canvas.ellipsoid(at([0, 78, -40]), frame, [9.0, 26.0, 22.0], PAINT, **patient.paint("air"))
+    canvas.ellipsoid(at([0, 30, -58]), frame, [16.0, 14.0, 14.0], PAINT, **patient.paint("air"))  # nasopharynx
 
 
 def add_skull(canvas: Canvas, spine: Spine, patient: Patient) -> None:
@@ -569,7 +591,7 @@ def _trunk_levels(spine: Spine, patient: Patient) -> tuple[np.ndarray, dict[int,
     thoracic = {v.label: n for v, n in _rib_numbers(spine, False)}
     for v in spine.vertebrae:
         region = "sacral" if v.label == SACRUM else _region(v.label)
-        back_muscle = {"cervical": 62.0, "thoracic": 58.0, "lumbar": 72.0, "sacral": 52.0}[region] * d
+        back_muscle = {"cervical": 70.0, "thoracic": 80.0, "lumbar": 88.0, "sacral": 75.0}[region] * d
         if v.label in thoracic:
             half_width, half_depth, centre_y = _contour(thoracic[v.label], patient, v)
             half_width += 12.0 if thoracic[v.label] > 3 else 45.0 * w  # shoulders over the upper ribs
@@ -577,8 +599,8 @@ def _trunk_levels(spine: Spine, patient: Patient) -> tuple[np.ndarray, dict[int,
         elif region == "cervical":
             half_width, front = 52.0 * w, 55.0 * d
         else:
-            half_width = (150.0 if region == "lumbar" else 165.0) * w
-            front = (205.0 if region == "lumbar" else 165.0) * d + 10.0 * patient.fat_fraction
+            half_width = (148.0 if region == "lumbar" else 158.0) * w
+            front = (140.0 if region == "lumbar" else 125.0) * d + 25.0 * patient.fat_fraction
         back = -v.depth / 2 - back_muscle
         centre = v.to_world([0.0, (front + back) / 2, 0.0])
         rows.append((v.centre[2], centre[0], centre[1], half_width, (front - back) / 2))
@@ -605,14 +627,19 @@ def slice_table(canvas: Canvas, spine: Spine, patient: Patient) -> np.ndarray:
     table[:, columns["body_ay"]] = interp(levels[:, 4]) + fat
     top = spine[1].centre[2] + 25.0  # the head's own soft tissue takes over above C1
     table[z > top, columns["body_ax"]] = 0.0
-    table[:, columns["body_exp"]] = 2.2
-    table[:, columns["fat"]] = fat * np.where(z > spine[8].centre[2], 0.5, 1.0)
+    table[:, columns["fat_depth"]] = fat * np.where(z > spine[8].centre[2], 0.5, 1.0)
     table[:, columns["wall_muscle"]] = 11.0
     table[:, columns["fat_fraction"]] = 0.9 - 0.5 * patient.fat_fraction
     abdomen_top = spine[17].centre[2]
-    table[:, columns["gas"]] = np.where(z < abdomen_top, patient.gas, 0.0)
+    table[:, columns["gas_share"]] = np.where(z < abdomen_top, patient.gas, 0.0)
     _lungs(table, columns, z, spine, patient, thoracic)
     return table
+
+
+def diaphragm(spine: Spine, patient: Patient) -> tuple[float, float]:
+    """World z of the right and left diaphragm dome tops (the right one sits higher, over the liver)."""
+    right = spine[17].centre[2] + 5.0 * patient.depth
+    return right, right - 12.0
 
 
 def _lungs(table, columns, z, spine: Spine, patient: Patient, thoracic: dict) -> None:
@@ -624,8 +651,8 @@ def _lungs(table, columns, z, spine: Spine, patient: Patient, thoracic: dict) ->
         centre = v.to_world([0.0, centre_y, -12.0])
         right = v.to_world([0.52 * half_width, centre_y + 0.02 * half_depth, -12.0])
         left = v.to_world([-0.52 * half_width, centre_y + 0.02 * half_depth, -12.0])
-        levels.append((centre[2], right[0], right[1], left[0], left[1], 0.5 * half_width - 4, 0.93 * half_depth,
-                       centre[0], v.to_world([0.0, v.depth / 2, 0.0])[1], v.width / 2 + 6.0))
+        levels.append((centre[2], right[0], right[1], left[0], left[1], 0.5 * half_width - 2, 0.95 * half_depth,
+                       centre[0], v.to_world([0.0, v.depth / 2, 0.0])[1], v.width / 2 + 3.0))
     levels = np.array(levels)
     order = np.argsort(levels[:, 0])
     names = ["lung_r_x", "lung_r_y", "lung_l_x", "lung_l_y", "lung_ax", "lung_ay", "mediastinum_x", "mediastinum_y",
@@ -633,15 +660,13 @@ def _lungs(table, columns, z, spine: Spine, patient: Patient, thoracic: dict) ->
     for index, name in enumerate(names, start=1):
         table[:, columns[name]] = np.interp(z, levels[order, 0], levels[order, index])
     taper = np.sqrt(np.clip((apex - z) / 55.0, 0.0, 1.0))
-    table[:, columns["lung"]] = np.where(z < apex, taper, 0.0)
-    dome = spine[16].centre[2] + 10.0 * patient.depth  # right dome near T9
-    table[:, columns["dome_r_z"]] = dome
-    table[:, columns["dome_l_z"]] = dome - 14.0
+    table[:, columns["lung_extent"]] = np.where(z < apex, taper, 0.0)
+    table[:, columns["dome_r_z"]], table[:, columns["dome_l_z"]] = diaphragm(spine, patient)
     table[:, columns["dome_r_x"]] = table[:, columns["lung_r_x"]]
     table[:, columns["dome_l_x"]] = table[:, columns["lung_l_x"]]
     table[:, columns["dome_y"]] = (table[:, columns["lung_r_y"]] + table[:, columns["lung_l_y"]]) / 2 + 25.0
     below = z < spine[20].centre[2] - 20.0
-    table[below, columns["lung"]] = 0.0
+    table[below, columns["lung_extent"]] = 0.0
 
 
 def texture_fields(rng: np.random.Generator, canvas: Canvas, step: float = 4.0):
@@ -658,59 +683,71 @@ def add_trunk(canvas: Canvas, rng: np.random.Generator, spine: Spine, patient: P
     t = patient.tissue
     tissue = np.array([t["air"], t["fat"], t["muscle"], t["soft"], t["lung"], t["gas"]])
     fields, origin, step = texture_fields(rng, canvas)
-    kernels.trunk(canvas.soft, canvas.origin, canvas.spacing, table, tissue, fields, origin, step, 95.0)
+    kernels.trunk(canvas.soft, canvas.classes, canvas.origin, canvas.spacing, table, tissue, fields, origin, step,
+                  DOME_RADIUS)
 
 
 def add_organs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     """Heart and great vessels, airway, liver, spleen, stomach, kidneys, bladder, muscles, spinal canal."""
-    t = patient.tissue
     t5, t7, t11, t12, l1 = spine[12], spine[14], spine[18], spine[19], spine[20]
     lumbar = spine.lumbar()
     w, d = patient.width, patient.depth
     heart_frame = _tilted(t7.frame, 35)
-    heart = t7.to_world([-22 * w, 70 * d, -18.0])
-    canvas.ellipsoid(heart, heart_frame, [58 * w, 46 * d, 58.0], PAINT, value=t["myocardium"])
+    heart = t7.to_world([-22 * w, 72 * d, -30.0])
+    canvas.ellipsoid(heart, heart_frame, [50 * w, 42 * d, 55.0], PAINT, **patient.paint("myocardium"))
     for side, offset in ((1.0, [14, 8, 6]), (-1.0, [-20, -2, -4])):
         canvas.ellipsoid(heart + t7.frame @ np.array(offset, float), heart_frame, [26 * w, 24 * d, 34.0], PAINT,
-                         value=t["blood"])
+                         **patient.paint("blood"))
+    trunk_start = heart + heart_frame @ np.array([5.0, 20.0, 40.0])
+    for side in (1.0, -1.0):  # pulmonary arteries from the heart to each hilum
+        hilum = t7.to_world([side * 55 * w, 30 * d, 22.0])
+        canvas.tubes(polyline([trunk_start, t7.to_world([side * 20, 45 * d, 30.0]), hilum], [13.0, 11.0, 8.0]), PAINT,
+                     **patient.paint("blood"))
     aorta = [t7.to_world([-5, 62 * d, 18]), spine[11].to_world([0, 50 * d, 25]), spine[10].to_world([-12, 30 * d, 10]),
              t5.to_world([-22, 12, 0])]
     aorta += [v.to_world([-18, 16 + 0.1 * v.depth, 0]) for v in spine.vertebrae if 13 <= v.label <= 19]
     aorta += [v.to_world([-10, v.depth / 2 + 10, 0]) for v in lumbar[:-1]]
-    canvas.tubes(polyline(aorta, np.linspace(15, 10, len(aorta))), PAINT, value=t["blood"])
+    canvas.tubes(polyline(aorta, np.linspace(15, 10, len(aorta))), PAINT, **patient.paint("blood"))
     last = lumbar[-1]
     for side in (1.0, -1.0):
         canvas.tubes(polyline([aorta[-1], last.to_world([side * 35, last.depth / 2 + 15, -40])], [7.0, 6.0]), PAINT,
-                     value=t["blood"])
+                     **patient.paint("blood"))
     vena = [v.to_world([22, v.depth / 2 + 12, 0]) for v in [t12, *lumbar[:-1]]]
-    canvas.tubes(polyline(vena, 11.0), PAINT, value=0.5 * (t["blood"] + t["soft"]))
+    canvas.tubes(polyline(vena, 11.0), PAINT, **patient.paint("vein"))
     c5 = spine[5]
     carina = t5.to_world([0, t5.depth / 2 + 22, 5])
     airway = [spine[4].to_world([0, c5.depth / 2 + 22, 0]), spine[8].to_world([0, 28, 0]), carina]
-    canvas.tubes(polyline(airway, 10.0), PAINT, value=t["soft"])
-    canvas.tubes(polyline(airway, 8.0), PAINT, value=t["air"])
+    canvas.tubes(polyline(airway, 10.0), PAINT, **patient.paint("soft"))
+    canvas.tubes(polyline(airway, 8.0), PAINT, **patient.paint("air"))
     for side in (1.0, -1.0):
-        canvas.tubes(polyline([carina, carina + t5.frame @ np.array([side * 38, 0, -28.0])], 6.0), PAINT, value=t["air"])
-    canvas.ellipsoid(t11.to_world([78 * w, 45 * d, 0]), t11.frame, [82 * w, 88 * d, 85.0], PAINT, value=t["liver"])
-    canvas.ellipsoid(t11.to_world([-82 * w, -5 * d, -5]), t11.frame, [26 * w, 48 * d, 55.0], PAINT, value=t["spleen"])
-    stomach = t12.to_world([-55 * w, 60 * d, 5])
-    canvas.ellipsoid(stomach, t12.frame, [48 * w, 40 * d, 52.0], PAINT, value=t["soft"])
-    canvas.ellipsoid(stomach + t12.anterior * 26 * d, t12.frame, [36 * w, 13 * d, 34.0], PAINT, value=t["gas"])
+        canvas.tubes(polyline([carina, carina + t5.frame @ np.array([side * 38, 0, -28.0])], 6.0), PAINT, **patient.paint("air"))
+    right_dome, left_dome = diaphragm(spine, patient)
+    # Upper-abdominal organs sit right under the domes; their rounded tops shape the lung bases.
+    liver_radii = np.array([85 * w, 90 * d, 95.0])
+    liver = t11.to_world([78 * w, 45 * d, 0.0])
+    liver[2] = right_dome - liver_radii[2] + 4.0
+    canvas.ellipsoid(liver, np.eye(3), liver_radii, PAINT, **patient.paint("liver"))
+    spleen = t11.to_world([-82 * w, -5 * d, 0.0])
+    spleen[2] = left_dome - 55.0
+    canvas.ellipsoid(spleen, np.eye(3), [26 * w, 48 * d, 55.0], PAINT, **patient.paint("spleen"))
+    stomach = t12.to_world([-55 * w, 60 * d, 0.0])
+    stomach[2] = left_dome - 50.0
+    canvas.ellipsoid(stomach, np.eye(3), [48 * w, 40 * d, 52.0], PAINT, **patient.paint("soft"))
+    canvas.ellipsoid(stomach + [0.0, 26 * d, 12.0], np.eye(3), [34 * w, 12 * d, 30.0], PAINT, **patient.paint("gas"))
     for side in (1.0, -1.0):
         kidney = l1.to_world([side * 72 * w, -8 * d, -8.0])
-        canvas.ellipsoid(kidney, _tilted(l1.frame, -10), [28.0, 24.0, 56.0], PAINT, value=t["kidney"])
-    sacrum = spine[SACRUM]
-    canvas.ellipsoid(sacrum.to_world([0, 95 * d, -95]), lumbar[-1].frame, [48 * w, 36 * d, 38.0], PAINT,
-                     value=t["bladder"])
+        canvas.ellipsoid(kidney, _tilted(l1.frame, -10), [28.0, 24.0, 56.0], PAINT, **patient.paint("kidney"))
+    origin, pelvis = _pelvis_frame(spine)
+    canvas.ellipsoid(origin + pelvis @ np.array([0, 50 * d, -75]), pelvis, [45 * w, 32 * d, 35.0], PAINT,
+                     **patient.paint("bladder"))
     _muscles(canvas, spine, patient)
     canal = [arch_points(v).canal for v in spine.vertebrae if v.label not in (1, SACRUM)]
     canal.insert(0, spine[1].to_world([0, -10, 0]))
-    canvas.tubes(polyline(canal, 7.5), PAINT, value=t["csf"])
+    canvas.tubes(polyline(canal, 7.5), PAINT, **patient.paint("csf"))
 
 
 def _muscles(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     """Erector spinae along the whole back and psoas along the lumbar spine into the pelvis."""
-    muscle = patient.tissue["muscle"]
     size = patient.depth
     for side in (1.0, -1.0):
         path, radius = [], []
@@ -722,12 +759,12 @@ def _muscles(canvas: Canvas, spine: Spine, patient: Patient) -> None:
             lateral, across = {"cervical": (22, 18), "thoracic": (30, 20), "lumbar": (38, 28), "sacral": (30, 16)}[region]
             path.append(v.to_world([side * lateral, back - 8.0 - across * 0.5, 0.0]))
             radius.append(across * size)
-        canvas.tubes(polyline(path, radius, spine[20].anterior, 0.75), PAINT, value=muscle)
+        canvas.tubes(polyline(path, radius, spine[20].anterior, 0.75), PAINT, **patient.paint("muscle"))
         lumbar = spine.lumbar()
         psoas = [v.to_world([side * (v.width / 2 + 10 + 4 * i), 0.0, 0.0]) for i, v in enumerate(lumbar)]
         origin, frame = _pelvis_frame(spine)
         psoas.append(origin + frame @ np.array([side * 70 * patient.width, 45 * size, -75.0]))
-        canvas.tubes(polyline(psoas, np.linspace(8, 24, len(psoas))), PAINT, value=muscle)
+        canvas.tubes(polyline(psoas, np.linspace(8, 24, len(psoas))), PAINT, **patient.paint("muscle"))
 
 
 def add_table(canvas: Canvas, spine: Spine, patient: Patient, rng: np.random.Generator) -> None:
@@ -744,6 +781,7 @@ def add_table(canvas: Canvas, spine: Spine, patient: Patient, rng: np.random.Gen
     couch = np.where(plate, rng.uniform(150, 400), np.where(foam, rng.uniform(-950, -850), np.nan))
     mask = np.isfinite(couch)
     canvas.soft[mask, :] = couch[mask][:, None]
+    canvas.classes[mask, :] = kernels.TABLE
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The build grid: an axis-aligned RAS+ voxel grid and the fields the anatomy is painted into.
 
-``soft`` holds soft-tissue Hounsfield units; bones are collected as one signed-distance union
-(``sdf``, with the ``owner`` vertebra label and ``material`` of the nearest part) and turned into HU
-only at the end, so cortical shells follow the outer surface of each bone and partial-volume edges
-are correct at any voxel size. ``metal`` is the fraction of each voxel filled by implants.
+``soft`` holds soft-tissue Hounsfield units and ``classes`` their tissue class; bones are collected as
+one signed-distance union (``sdf``, with the ``owner`` vertebra label and ``material`` of the nearest
+part) and turned into HU only at the end, so cortical shells follow the outer surface of each bone and
+partial-volume edges are correct at any voxel size. ``metal`` is the fraction of each voxel filled by
+implants.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Canvas:
         self.sdf = np.full(self.shape, FAR, dtype=np.float32)
         self.owner = np.zeros(self.shape, dtype=np.int16)
         self.material = np.zeros(self.shape, dtype=np.uint8)
+        self.classes = np.zeros(self.shape, dtype=np.uint8)
         self.metal: np.ndarray | None = None
         self.voxel = float(np.prod(self.spacing) ** (1 / 3))
         self.inv_voxel = 1.0 / self.voxel
@@ -59,7 +61,10 @@ class Canvas:
         return self.soft
 
     def tubes(self, segments, mode=kernels.MODE_BONE, value=0.0, label=0, material=0) -> None:
-        """Tapered elliptic tubes (rows: a, b, radius_a, radius_b, flatten_dir, flatten_ratio)."""
+        """Tapered elliptic tubes (rows: a, b, radius_a, radius_b, flatten_dir, flatten_ratio).
+
+        ``material`` is the bone material when joining the bone union and the tissue class when painting.
+        """
         segments = np.ascontiguousarray(np.atleast_2d(segments), dtype=np.float64)
         reach = segments[:, 6:8].max(axis=1)[:, None]
         low = np.minimum(segments[:, 0:3], segments[:, 3:6]) - reach
@@ -68,9 +73,9 @@ class Canvas:
         keep = [i for i, b in enumerate(boxes) if b is not None]
         if not keep:
             return
-        kernels.tubes(mode, self._target(mode), self.sdf, self.owner, self.material, self.origin, self.spacing,
-                      np.array([boxes[i] for i in keep]), segments[keep], float(value), int(label), int(material),
-                      self.inv_voxel)
+        kernels.tubes(mode, self._target(mode), self.sdf, self.owner, self.material, self.classes, self.origin,
+                      self.spacing, np.array([boxes[i] for i in keep]), segments[keep], float(value), int(label),
+                      int(material), self.inv_voxel)
 
     def ellipsoid(self, centre, frame, radii, mode=kernels.MODE_BONE, value=0.0, label=0, material=0, shell=0.0,
                   planes=None, hole=None) -> None:
@@ -82,9 +87,9 @@ class Canvas:
             return
         planes = np.zeros((0, 4)) if planes is None else np.asarray(planes, float).reshape(-1, 4)
         hole = np.zeros(3) if hole is None else np.asarray(hole, float)
-        kernels.ellipsoid(mode, self._target(mode), self.sdf, self.owner, self.material, self.origin, self.spacing,
-                          box, centre, np.ascontiguousarray(frame), radii, float(shell), planes, hole, float(value),
-                          int(label), int(material), self.inv_voxel)
+        kernels.ellipsoid(mode, self._target(mode), self.sdf, self.owner, self.material, self.classes, self.origin,
+                          self.spacing, box, centre, np.ascontiguousarray(frame), radii, float(shell), planes, hole,
+                          float(value), int(label), int(material), self.inv_voxel)
 
     def body(self, centre, frame, half, exponent, mode=kernels.MODE_BONE, value=0.0, label=0, material=0,
              waist=0.06, concavity=1.0, fracture=0.0, fracture_kind=kernels.KIND_NONE) -> None:
@@ -94,9 +99,10 @@ class Canvas:
         box = self.box(centre - reach, centre + reach)
         if box is None:
             return
-        kernels.body(mode, self._target(mode), self.sdf, self.owner, self.material, self.origin, self.spacing, box,
-                     centre, np.ascontiguousarray(frame), half, float(exponent), float(waist), float(concavity),
-                     float(fracture), int(fracture_kind), float(value), int(label), int(material), self.inv_voxel)
+        kernels.body(mode, self._target(mode), self.sdf, self.owner, self.material, self.classes, self.origin,
+                     self.spacing, box, centre, np.ascontiguousarray(frame), half, float(exponent), float(waist),
+                     float(concavity), float(fracture), int(fracture_kind), float(value), int(label), int(material),
+                     self.inv_voxel)
 
 
 def polyline(points, radius, flatten=None, ratio=1.0) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -29,12 +30,14 @@ VISIBLE_FRACTION = 0.5
 @dataclass
 class SynthCase:
     """A synthetic CT (int16 HU), its VerSe label map on the same grid, the visible vertebrae's body
-    centroids (RAS+ mm) and a record of every choice made (``info``)."""
+    centroids (RAS+ mm), a record of every choice made (``info``) and the tissue class of every voxel
+    (``tissue``, uint8, names in ``spinelab.synth.kernels.TISSUE_NAMES``)."""
 
     ct: CTVolume
     labels: CTVolume
     centroids: Centroids
     info: dict
+    tissue: CTVolume
 
 
 def _unit_body_samples() -> np.ndarray:
@@ -71,7 +74,9 @@ def _field_of_view(rng, plan, spine: Spine, patient: anatomy.Patient, resolution
     bottom, top = variants.z_range(rng, plan.fov, spine, must_show)
     inside = [v for v in spine.vertebrae if bottom <= v.centre[2] <= top] or [
         min(spine.vertebrae, key=lambda v: abs(v.centre[2] - (top + bottom) / 2))]
-    spine_xy = np.mean([v.to_world([0.0, -15.0, 0.0])[:2] for v in inside], axis=0)
+    columns = np.array([v.to_world([0.0, -15.0, 0.0])[:2] for v in inside])
+    spine_xy = (columns.min(axis=0) + columns.max(axis=0)) / 2
+    spine_span = (columns.max(axis=0) - columns.min(axis=0)).max() + 90.0  # bodies and arches all in view
     levels, _ = anatomy._trunk_levels(spine, patient)
     rows = levels[(levels[:, 0] >= bottom - 40) & (levels[:, 0] <= top + 40)]
     rows = rows if len(rows) else levels
@@ -79,7 +84,7 @@ def _field_of_view(rng, plan, spine: Spine, patient: anatomy.Patient, resolution
     body_low = np.array([rows[:, 1].min() - half_width, (rows[:, 2] - rows[:, 4]).min() - patient.fat])
     body_high = np.array([rows[:, 1].max() + half_width, (rows[:, 2] + rows[:, 4]).max() + patient.fat])
     if plan.targeted:
-        side = rng.uniform(120, 260) if resolution == "full" else rng.uniform(110, 180)
+        side = max(rng.uniform(120, 260) if resolution == "full" else rng.uniform(110, 180), spine_span)
         centre = spine_xy
     else:
         side = (body_high - body_low).max() + rng.uniform(10, 50)
@@ -138,6 +143,7 @@ def generate_case(seed: int, options: SynthOptions | None = None) -> SynthCase:
     details = anatomy.build(canvas, rng, spine, patient, plan.variants, metal_levels, plan.table)
     image = scanner.render(canvas, grid, patient, plan, rng, seed)
     labels = scanner.label_map(canvas, grid, set(visible))
+    tissue = scanner.tissue_map(canvas, grid, plan)
     affine = np.diag([*grid.spacing, 1.0])
     affine[:3, 3] = grid.origin
     ct = CTVolume(image, affine).reoriented(plan.axcodes)
@@ -158,7 +164,7 @@ def generate_case(seed: int, options: SynthOptions | None = None) -> SynthCase:
                     "arms_down": patient.arms_down, "vertebral_cancellous_hu": patient.cancellous[anatomy.VERTEBRA]},
         "seconds": time.perf_counter() - started,
     }
-    return SynthCase(ct, label_volume, centroids, _round(info))
+    return SynthCase(ct, label_volume, centroids, _round(info), CTVolume(tissue, affine).reoriented(plan.axcodes))
 
 
 def case_seed(seed: int, index: int) -> int:
@@ -197,7 +203,8 @@ def generate_dataset(out_dir: str | Path, n: int, seed: int = 0, options: SynthO
     bar = tqdm(total=n, desc="synth", unit="case", disable=not progress, file=sys.stderr)
     results = []
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: the parent's OpenMP threads (numba kernels) make forking unsafe
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for result in pool.map(_write_case, jobs):
                 results.append(result)
                 bar.update()

@@ -127,8 +127,7 @@ def _real_configuration(rng, data_dir: Path | None, scoliosis: bool | None):
     if spines:
         spine = _choose_source(rng, spines, scoliosis)
         shape = model.sample(rng, spine)
-        anchor = int(np.searchsorted(shape_model.MODEL_LEVELS, spine.labels[0]))
-        centres = shape_model.shape_to_centres(shape, anchor, spine.centres[0])
+        centres = shape_model.shape_to_centres(shape, spine)
         return centres, shape_model.shape_rotations(shape), spine.source, tuple(int(v) for v in spine.labels)
     for _ in range(200):  # without real sets, draw whole spines from the model (scoliotic or not on request)
         shape = model.sample(rng)
@@ -176,7 +175,7 @@ def _sacrum(rng, last_lumbar: Vertebra, previous: Vertebra, scale: float, disc: 
     turn = rng.normal(22.0, 6.0)
     direction = _rotate(down, last_lumbar.right, -turn)
     centre = last_lumbar.centre + direction * (last_lumbar.height / 2 + disc + height / 2)
-    superior = _rotate(last_lumbar.superior, last_lumbar.right, -(turn + rng.normal(12.0, 5.0)))
+    superior = _rotate(last_lumbar.superior, last_lumbar.right, -rng.normal(20.0, 5.0))
     right = last_lumbar.right - superior * (last_lumbar.right @ superior)
     right /= np.linalg.norm(right)
     frame = np.stack([right, np.cross(superior, right), superior], axis=-1)

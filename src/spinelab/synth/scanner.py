@@ -12,6 +12,8 @@ from spinelab.synth.canvas import Canvas
 from spinelab.synth.variants import METAL_HU, Grid, Plan
 
 LOWEST_HU = -1024.0
+#: Spread of the marrow's trabecular texture (HU, about two standard deviations).
+TRABECULAR_HU = 200.0
 _STREAK_ANGLES = 24
 
 
@@ -45,23 +47,23 @@ def _blur_and_noise(image: np.ndarray, spacing: np.ndarray, plan: Plan, rng: np.
     return ndimage.gaussian_filter(image, sigma, output=np.float32, mode="nearest", truncate=3.0)
 
 
-def _reconstruction_circle(image: np.ndarray, grid: Grid, value: float) -> None:
-    """Axial scans show nothing outside the reconstructed disc: fill it with the scanner's padding."""
-    if grid.slice_axis != 2:
-        return
-    nx, ny = image.shape[:2]
+def outside_reconstruction(grid: Grid, plan: Plan) -> np.ndarray | None:
+    """(nx, ny) mask of what lies outside an axial scan's reconstructed disc, where scanners write
+    their padding value; None when this scan has no such circle."""
+    if plan.padding is None or grid.slice_axis != 2:
+        return None
+    nx, ny = grid.shape[:2]
     x = (np.arange(nx) - (nx - 1) / 2) * grid.spacing[0]
     y = (np.arange(ny) - (ny - 1) / 2) * grid.spacing[1]
     radius = min(nx * grid.spacing[0], ny * grid.spacing[1]) / 2
-    outside = x[:, None] ** 2 + y[None, :] ** 2 > radius ** 2
-    image[outside, :] = value
+    return x[:, None] ** 2 + y[None, :] ** 2 > radius ** 2
 
 
 def render(canvas: Canvas, grid: Grid, patient: Patient, plan: Plan, rng: np.random.Generator,
            seed: int) -> np.ndarray:
     """int16 HU on the output grid (canonical R, A, S axes)."""
-    kernels.compose(canvas.soft, canvas.sdf, canvas.material, patient.cortical, patient.cancellous, patient.cortex,
-                    canvas.voxel, int(seed % 2**31), 70.0)
+    kernels.compose(canvas.soft, canvas.sdf, canvas.material, canvas.origin, canvas.spacing, patient.cortical,
+                    patient.cancellous, patient.cortex, canvas.voxel, int(seed % 2**31), TRABECULAR_HU)
     image = _average_slices(canvas.soft, grid)
     metal = None if canvas.metal is None else _average_slices(canvas.metal, grid)
     if metal is not None:
@@ -73,8 +75,9 @@ def render(canvas: Canvas, grid: Grid, patient: Patient, plan: Plan, rng: np.ran
     np.maximum(image, LOWEST_HU, out=image)
     if metal is not None:
         image += (METAL_HU - image) * np.minimum(metal * 1.5, 1.0)
-    if plan.padding is not None:
-        _reconstruction_circle(image, grid, plan.padding)
+    outside = outside_reconstruction(grid, plan)
+    if outside is not None:
+        image[outside, :] = plan.padding
     return np.clip(np.rint(image), -32768, METAL_HU).astype(np.int16)
 
 
@@ -84,3 +87,15 @@ def label_map(canvas: Canvas, grid: Grid, visible: set[int]) -> np.ndarray:
     inside = _middle_slices(canvas.sdf, grid) < 0
     labels = np.where(inside & np.isin(owner, sorted(visible)), owner, 0)
     return labels.astype(np.uint8)
+
+
+def tissue_map(canvas: Canvas, grid: Grid, plan: Plan) -> np.ndarray:
+    """Tissue class of each output voxel (``kernels.TISSUE_NAMES``): bone and metal over soft tissues."""
+    classes = _middle_slices(canvas.classes, grid).copy()
+    classes[_middle_slices(canvas.sdf, grid) < 0] = kernels.BONE
+    if canvas.metal is not None:
+        classes[_middle_slices(canvas.metal, grid) >= 0.5] = kernels.METAL
+    outside = outside_reconstruction(grid, plan)
+    if outside is not None:
+        classes[outside, :] = kernels.OUTSIDE
+    return classes

@@ -2,9 +2,11 @@
 
 Each real set gives vertebral body centres (RAS+ mm) for the levels its scan covered and, for the
 VID sets, the left/right pedicles, from which each vertebra's axial rotation follows. The shape
-model is a Gaussian over one vector per spine: the 22 body-to-body steps C2 -> C3 ... L4 -> L5 (mm,
-scanner frame, so posture, kyphosis, lordosis and scoliosis are in it) followed by the 23 axial
-rotations (degrees). It is fitted by EM on all sets at once, each set seen only through what it
+model is a Gaussian over one vector per spine: the 22 body-to-body steps C2 -> C3 ... L4 -> L5, each
+as its length (mm) and its forward and sideways lean from the scanner's long axis (degrees), so
+posture, kyphosis, lordosis and scoliosis are in it, followed by the 23 axial rotations (degrees).
+Lengths and angles, unlike step vectors, keep a sampled step as long as real ones whatever its
+direction. The model is fitted by EM on all sets at once, each set seen only through the entries it
 measured, so a partial spine is completed by the conditional Gaussian given its own levels.
 
 C1 and the sacrum are not part of the vector: real sources disagree on where C1's "centre" is (VID
@@ -33,8 +35,10 @@ N_LEVELS = len(MODEL_LEVELS)
 N_STEPS = N_LEVELS - 1
 DIM = 3 * N_STEPS + N_LEVELS
 MODEL_PATH = Path(__file__).with_name("spine_model.npz")
-#: Observations are exact up to keypoint placement noise (mm, degrees).
-_OBSERVATION_NOISE = 1.0
+#: Variance of keypoint placement (mm², degrees²) assumed while fitting; when completing a real set,
+#: its measured entries are kept (almost) exactly.
+_FIT_NOISE = 1.0
+_KEEP_NOISE = 0.01
 _EXPLAINED_VARIANCE = 0.995
 
 
@@ -173,27 +177,30 @@ def load_real_spines(data_dir: str | Path) -> tuple[RealSpine, ...]:
     return tuple(spines)
 
 
-def observation(spine: RealSpine) -> tuple[np.ndarray, np.ndarray]:
-    """Linear view ``A @ x = y`` of the shape vector x that a real set measured.
+def steps_to_shape(vectors: np.ndarray) -> np.ndarray:
+    """(n, 3) RAS+ step vectors (towards the tail) -> (n, 3) length, forward lean, sideways lean."""
+    down = -vectors[:, 2]
+    return np.stack([np.linalg.norm(vectors, axis=1), np.degrees(np.arctan2(vectors[:, 1], down)),
+                     np.degrees(np.arctan2(vectors[:, 0], down))], axis=1)
 
-    Consecutive measured levels constrain the sum of the steps between them (gaps allowed), and each
-    measured rotation constrains its own entry.
-    """
+
+def shape_to_steps(entries: np.ndarray) -> np.ndarray:
+    """Inverse of ``steps_to_shape``."""
+    direction = np.stack([np.tan(np.radians(entries[:, 2])), np.tan(np.radians(entries[:, 1])),
+                          -np.ones(len(entries))], axis=1)
+    return direction / np.linalg.norm(direction, axis=1, keepdims=True) * entries[:, :1]
+
+
+def observation(spine: RealSpine) -> tuple[np.ndarray, np.ndarray]:
+    """Which entries of the shape vector a real set measured, and their values (NaN elsewhere)."""
     index = np.searchsorted(MODEL_LEVELS, spine.labels)
-    rows, values = [], []
-    for (a, b), (pa, pb) in zip(zip(index[:-1], index[1:]), zip(spine.centres[:-1], spine.centres[1:])):
-        for axis in range(3):
-            row = np.zeros(DIM)
-            row[3 * np.arange(a, b) + axis] = 1.0
-            rows.append(row)
-            values.append(pb[axis] - pa[axis])
-    for level, angle in zip(index, spine.rotation):
-        if np.isfinite(angle):
-            row = np.zeros(DIM)
-            row[3 * N_STEPS + level] = 1.0
-            rows.append(row)
-            values.append(angle)
-    return np.array(rows).reshape(-1, DIM), np.array(values)
+    vector = np.full(DIM, np.nan)
+    consecutive = np.flatnonzero(np.diff(index) == 1)
+    steps = steps_to_shape(spine.centres[consecutive + 1] - spine.centres[consecutive])
+    for step, entries in zip(index[consecutive], steps):
+        vector[3 * step: 3 * step + 3] = entries
+    vector[3 * N_STEPS + index] = spine.rotation
+    return np.isfinite(vector), vector
 
 
 @dataclass(frozen=True)
@@ -201,29 +208,20 @@ class ShapeModel:
     """Gaussian over shape vectors with a low-rank-plus-isotropic covariance (probabilistic PCA)."""
 
     mean: np.ndarray  # (DIM,)
-    components: np.ndarray  # (DIM, k): covariance = components @ components.T + noise * I
-    noise: float
+    components: np.ndarray  # (DIM, k): covariance = components @ components.T + diag(noise)
+    noise: np.ndarray  # (DIM,) residual variance per entry
 
     @property
     def covariance(self) -> np.ndarray:
-        return self.components @ self.components.T + self.noise * np.eye(DIM)
-
-    def conditional(self, matrix: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and covariance of x given ``matrix @ x = values`` (up to keypoint noise)."""
-        covariance = self.covariance
-        if len(values) == 0:
-            return self.mean.copy(), covariance
-        cross = covariance @ matrix.T
-        gain = np.linalg.solve(matrix @ cross + _OBSERVATION_NOISE * np.eye(len(values)), cross.T).T
-        mean = self.mean + gain @ (values - matrix @ self.mean)
-        return mean, covariance - gain @ cross.T
+        return self.components @ self.components.T + np.diag(self.noise)
 
     def sample(self, rng: np.random.Generator, spine: RealSpine | None = None) -> np.ndarray:
-        """A full shape vector agreeing with ``spine`` where it measured, drawn from the model elsewhere."""
-        matrix, values = observation(spine) if spine is not None else (np.zeros((0, DIM)), np.zeros(0))
-        mean, covariance = self.conditional(matrix, values)
-        eigenvalues, eigenvectors = np.linalg.eigh((covariance + covariance.T) / 2)
-        return mean + eigenvectors @ (np.sqrt(np.clip(eigenvalues, 0, None)) * rng.standard_normal(DIM))
+        """A full shape vector equal to ``spine``'s measured entries, drawn from the model elsewhere."""
+        covariance = self.covariance
+        known, vector = observation(spine) if spine is not None else (np.zeros(DIM, bool), np.zeros(DIM))
+        mean, conditional = _conditional(self.mean, covariance, known, vector, _KEEP_NOISE)
+        factor = np.linalg.cholesky((conditional + conditional.T) / 2 + 1e-6 * np.eye(DIM))
+        return mean + factor @ rng.standard_normal(DIM)
 
     def save(self, path: Path = MODEL_PATH) -> None:
         from spinelab.io.files import atomic_path
@@ -232,39 +230,49 @@ class ShapeModel:
             np.savez_compressed(tmp, mean=self.mean, components=self.components, noise=self.noise)
 
 
-def fit_shape_model(spines, iterations: int = 40) -> ShapeModel:
-    """EM for a Gaussian seen through per-set linear observations, then a probabilistic-PCA covariance.
+def _conditional(mean, covariance, known, vector, noise):
+    """Mean and covariance of the whole vector given its ``known`` entries (observed with ``noise``)."""
+    if not known.any():
+        return mean.copy(), covariance
+    cross = covariance[:, known]
+    gain = np.linalg.solve(cross[known] + noise * np.eye(known.sum()), cross.T).T
+    return mean + gain @ (vector[known] - mean[known]), covariance - gain @ cross.T
 
-    Sets sharing an observation pattern share one linear solve per iteration, so the fit on ~2,300
-    sets takes seconds.
+
+def fit_shape_model(spines, iterations: int = 60) -> ShapeModel:
+    """EM for a Gaussian with missing entries, then a probabilistic-PCA covariance.
+
+    Sets that measured the same entries share one linear solve per iteration, so the fit on ~2,300
+    sets takes about a second.
     """
     groups: dict[bytes, list[np.ndarray]] = {}
-    matrices: dict[bytes, np.ndarray] = {}
+    patterns: dict[bytes, np.ndarray] = {}
     for spine in spines:
-        matrix, values = observation(spine)
-        key = matrix.tobytes()
-        matrices[key] = matrix
-        groups.setdefault(key, []).append(values)
-    stacked = {key: np.array(values) for key, values in groups.items()}
+        known, vector = observation(spine)
+        patterns[known.tobytes()] = known
+        groups.setdefault(known.tobytes(), []).append(vector)
+    stacked = {key: np.array(vectors) for key, vectors in groups.items()}
     count = sum(len(v) for v in stacked.values())
-    mean, covariance = np.zeros(DIM), np.eye(DIM) * 100.0
+    observed = np.vstack(list(stacked.values()))
+    mean = np.nanmean(observed, axis=0)
+    covariance = np.diag(np.nanvar(observed, axis=0))
     for _ in range(iterations):
         first, second = np.zeros(DIM), np.zeros((DIM, DIM))
-        for key, values in stacked.items():
-            matrix = matrices[key]
-            cross = covariance @ matrix.T
-            gain = np.linalg.solve(matrix @ cross + _OBSERVATION_NOISE * np.eye(len(matrix)), cross.T).T
-            posterior = mean + (values - matrix @ mean) @ gain.T
-            first += posterior.sum(0)
-            second += posterior.T @ posterior + len(values) * (covariance - gain @ cross.T)
+        for key, vectors in stacked.items():
+            known = patterns[key]
+            cross = covariance[:, known]
+            gain = np.linalg.solve(cross[known] + _FIT_NOISE * np.eye(known.sum()), cross.T).T
+            filled = mean + (np.nan_to_num(vectors[:, known]) - mean[known]) @ gain.T
+            first += filled.sum(0)
+            second += filled.T @ filled + len(vectors) * (covariance - gain @ cross.T)
         mean = first / count
         covariance = second / count - np.outer(mean, mean)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
     rank = int(np.searchsorted(np.cumsum(eigenvalues) / eigenvalues.sum(), _EXPLAINED_VARIANCE)) + 1
-    noise = float(eigenvalues[rank:].mean())
-    components = eigenvectors[:, :rank] * np.sqrt(eigenvalues[:rank] - noise)
-    return ShapeModel(mean, components, noise)
+    components = eigenvectors[:, :rank] * np.sqrt(eigenvalues[:rank])
+    residual = np.clip(np.diag(covariance) - (components ** 2).sum(1), 1e-3, None)
+    return ShapeModel(mean, components, residual)
 
 
 @functools.lru_cache(maxsize=1)
@@ -272,15 +280,20 @@ def load_shape_model(path: Path = MODEL_PATH) -> ShapeModel:
     if not path.exists():
         raise SpinelabError(f"{path}: spine shape model missing; rebuild it with python -m spinelab.synth.shape_model")
     with np.load(path) as data:
-        return ShapeModel(data["mean"], data["components"], float(data["noise"]))
+        return ShapeModel(data["mean"], data["components"], data["noise"])
 
 
-def shape_to_centres(shape: np.ndarray, anchor_level: int = 0, anchor: np.ndarray | None = None) -> np.ndarray:
-    """Body centres (N_LEVELS, 3) from a shape vector, level ``anchor_level`` placed at ``anchor``."""
-    steps = shape[: 3 * N_STEPS].reshape(N_STEPS, 3)
+def shape_to_centres(shape: np.ndarray, spine: RealSpine | None = None) -> np.ndarray:
+    """Body centres (N_LEVELS, 3) of a shape vector; with ``spine``, its measured levels sit exactly
+    where they were measured and the levels between or beyond them follow the sampled steps."""
+    steps = shape_to_steps(shape[: 3 * N_STEPS].reshape(N_STEPS, 3))
     centres = np.vstack([np.zeros(3), np.cumsum(steps, axis=0)])
-    origin = np.zeros(3) if anchor is None else np.asarray(anchor, float)
-    return centres - centres[anchor_level] + origin
+    if spine is None:
+        return centres
+    index = np.searchsorted(MODEL_LEVELS, spine.labels)
+    offsets = spine.centres - centres[index]
+    levels = np.arange(N_LEVELS)
+    return centres + np.stack([np.interp(levels, index, offsets[:, axis]) for axis in range(3)], axis=1)
 
 
 def shape_rotations(shape: np.ndarray) -> np.ndarray:
@@ -296,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     spines = load_real_spines(data_dir)
     model = fit_shape_model(spines)
     model.save()
-    print(f"fitted on {len(spines)} real spines: {model.components.shape[1]} components, "
-          f"residual sd {np.sqrt(model.noise):.2f}; wrote {MODEL_PATH}")
+    print(f"fitted on {len(spines)} real spines: {model.components.shape[1]} components; wrote {MODEL_PATH}")
     return 0
 
 

@@ -16,6 +16,7 @@ class MultiViewConfig:
     content_radius_mm: float = 150.0  # half-width around the long axis that every view must show
     isocenter_jitter_mm: float = 20.0  # training only: random shift of the rotation centre
     volume_spacing: float = 2.0  # mm: CTs are block-averaged to about this before rendering
+    bone_threshold_hu: float = 150.0  # only HU above this attenuate: bone DRRs, blind to soft tissue and contrast
     heatmap_sigma_mm: float = 5.0  # Gaussian heatmap sigma at the isocentre plane
     square_mm: float = 22.0  # identification squares (paper: 22 mm x 22 mm)
     peak_threshold: float = 0.3  # heatmap value a vertebra peak must reach

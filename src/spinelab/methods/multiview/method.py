@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ class MultiViewMethod(Method):
                 network.load_state_dict({k: v.float() if v.is_floating_point() else v
                                          for k, v in payload[key].items()})
                 networks.append(network)
-        except (KeyError, RuntimeError, EOFError, ValueError) as exc:
+        except (KeyError, TypeError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
             raise SpinelabError(f"{path}: not a spinelab multi-view model ({str(exc).splitlines()[0]})") from None
         return cls(*networks, config, device, payload.get("meta"))
 

@@ -72,7 +72,7 @@ def run_loop(name: str, model: torch.nn.Module, step_loss: Callable, data, itera
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         bar.set_postfix(loss=f"{np.mean(history[-20:]):.4f}")
         if (iteration + 1) % checkpoint_every == 0 or iteration + 1 == iterations:
             with atomic_path(checkpoint) as tmp:
@@ -171,31 +171,30 @@ def _prepare_cache(data, out: Path, config: MultiViewConfig, views_per_case: int
     return load_cache(cache_dir)
 
 
-def pretrain(data, out: Path, views_per_case: int = 10, iterations: int = 500, batch_size: int = 16,
-             lr: float = 0.05, seed: int = 0, device: str = "cpu", depth: int = 18, width: float = 0.5,
+def pretrain(data, out: Path, config: MultiViewConfig | None = None, views_per_case: int = 10,
+             iterations: int = 500, batch_size: int = 16, lr: float = 0.05, seed: int = 0, device: str = "cpu",
              progress: bool = True) -> Path:
     """Render the dataset's DRRs and pretrain the encoder with SimSiam; writes ``out/encoder.pt``."""
-    config = MultiViewConfig(depth=depth, width=width)
+    config = config or MultiViewConfig()
     cache = _prepare_cache(data, out, config, views_per_case, seed, progress)
     state = pretrain_encoder(cache, config, out, iterations, batch_size, lr, seed, device, progress)
     path = out / "encoder.pt"
     with atomic_path(path) as tmp:
-        torch.save({"depth": depth, "width": width, "encoder": state}, tmp)
+        torch.save({"depth": config.depth, "width": config.width, "encoder": state}, tmp)
     return path
 
 
-def train_model(data, out: Path, encoder: str | None = None, views_per_case: int = 10, iterations: int = 1500,
-                batch_size: int = 8, lr: float = 1e-3, seed: int = 0, device: str = "cpu", depth: int = 18,
-                width: float = 0.5, sequence_loss_weight: float = 1.0, model_out: str | None = None,
-                progress: bool = True) -> Path:
+def train_model(data, out: Path, config: MultiViewConfig | None = None, encoder: str | None = None,
+                views_per_case: int = 10, iterations: int = 1500, batch_size: int = 8, lr: float = 1e-3,
+                seed: int = 0, device: str = "cpu", model_out: str | None = None, progress: bool = True) -> Path:
     """Train localizer and identifier (optionally from a pretrained encoder) and write the model file."""
-    config = MultiViewConfig(depth=depth, width=width, sequence_loss_weight=sequence_loss_weight)
+    config = config or MultiViewConfig()
     encoder_state = None
     if encoder:
         saved = torch.load(encoder, map_location="cpu", weights_only=True)
-        if (saved["depth"], saved["width"]) != (depth, width):
+        if (saved["depth"], saved["width"]) != (config.depth, config.width):
             raise SpinelabError(f"{encoder}: encoder is ResNet-{saved['depth']} x{saved['width']}, "
-                                f"but training asks for ResNet-{depth} x{width}")
+                                f"but training asks for ResNet-{config.depth} x{config.width}")
         encoder_state = saved["encoder"]
     cache = _prepare_cache(data, out, config, views_per_case, seed, progress)
     common = dict(iterations=iterations, batch_size=batch_size, lr=lr, seed=seed, device=device,
