@@ -81,6 +81,17 @@ def test_every_centroid_lies_in_its_own_vertebral_body(seed):
             assert found == label, f"centroid of {label} sits on label {found} ({synth.info['axcodes']})"
 
 
+def test_label_map_gives_back_the_body_centroids():
+    """spinelab's own label-map reader finds the same body centres (C1/C2/sacrum follow other conventions)."""
+    from spinelab.io.labelmap import centroids_from_label_map
+
+    synth = generate_case(15, SynthOptions(fov="lumbar", max_voxels=3_000_000, pathology=dict(NO_PATHOLOGY)))
+    found = centroids_from_label_map(synth.labels, scheme="verse").as_dict()
+    expected = synth.centroids.as_dict()
+    assert set(found) == set(expected)
+    assert max(np.linalg.norm(found[v] - expected[v]) for v in expected if v != 26) < 2.0
+
+
 def test_dataset_is_byte_identical_readable_and_scores_perfectly_against_itself(tmp_path):
     from spinelab.cli.evaluate import evaluate_paths
     from spinelab.io.datasets import verse_cases
@@ -89,10 +100,9 @@ def test_dataset_is_byte_identical_readable_and_scores_perfectly_against_itself(
     first = generate_dataset(tmp_path / "a", 3, seed=7, options=options, progress=False)
     second = generate_dataset(tmp_path / "b", 3, seed=7, options=options, workers=2, progress=False)
     assert first == second == ["sub-synth0000", "sub-synth0001", "sub-synth0002"]
-    compared = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
     files = [p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()]
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", files, shallow=False)
-    assert not mismatch and not errors and len(match) == 3 * 3 + 1, compared.report()
+    assert not mismatch and not errors and len(match) == 3 * 3 + 1, f"differing files: {mismatch + errors}"
     cases = verse_cases(tmp_path / "a")
     assert [c.case_id for c in cases] == first
     for index, entry in enumerate(cases):
@@ -122,7 +132,7 @@ def test_bad_options_are_one_line_errors():
                              (SynthOptions(pathology={"cancer": 1}), "pathology"),
                              (SynthOptions(pathology={"l6": True, "sacralized_l5": True}), "cannot both"),
                              (SynthOptions(orientation=("L", "L", "S")), "orientation"),
-                             (SynthOptions(spacing=(1, 0, 1)), "spacing")):
+                             (SynthOptions(spacing=(1, 0, 1)), "spacing"), (SynthOptions(contrast=2.0), "contrast")):
         with pytest.raises(SpinelabError, match=message):
             generate_case(0, options)
 
@@ -274,6 +284,13 @@ def test_shape_model_steps_match_the_real_spines_and_completion_keeps_measured_l
     for spine in spines[:: len(spines) // 20]:
         centres = shape_model.shape_to_centres(model.sample(rng, spine), spine)
         assert np.allclose(centres[np.searchsorted(shape_model.MODEL_LEVELS, spine.labels)], spine.centres)
+
+
+def test_without_real_sets_spines_come_from_the_shape_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPINELAB_DATA", str(tmp_path))
+    synth = case(16, fov="whole")
+    assert synth.info["source"] == "shape model" and synth.info["real_levels"] == []
+    assert set(synth.centroids.labels.tolist()) == {*range(1, 25), 26}
 
 
 def test_test_resolution_is_fast():

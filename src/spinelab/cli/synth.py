@@ -32,7 +32,7 @@ def register(sub) -> None:
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: %(default)s)")
     parser.add_argument("--fov", default="random", choices=["random", *FOV_KINDS], help="field of view")
     parser.add_argument("--resolution", default="full", choices=["full", "test"],
-                        help="full: 0.3-1 mm in-plane; test: coarse, about a second per case")
+                        help="full: 0.3-1 mm in-plane; test: 2-4 mm voxels, well under a second per case")
     parser.add_argument("--pathology", action="append", default=[], metavar="NAME[=P]",
                         help=f"force a pathology on (NAME), off (NAME=0) or set its probability; "
                              f"names: {', '.join(PATHOLOGIES)} (repeatable)")

@@ -21,7 +21,7 @@ from spinelab.vertebrae import BODY_SIZES
 
 PAINT, BONE, COVER = kernels.MODE_PAINT, kernels.MODE_BONE, kernels.MODE_COVER
 #: Curvature radius of the diaphragm domes (mm): how far the lungs reach down behind and beside them.
-DOME_RADIUS = 70.0
+DOME_RADIUS = 90.0
 #: Bone materials: each has its own cortical HU, marrow HU and cortex thickness.
 VERTEBRA, RIB, FLAT, LONG, SKULL, TOOTH, CARTILAGE = 1, 2, 3, 4, 5, 6, 7
 N_MATERIALS = 8
@@ -55,7 +55,8 @@ class Patient:
 
     def paint(self, tissue: str) -> dict:
         """Keyword arguments painting ``tissue``: its HU and its class in the tissue map."""
-        kind = {"air": kernels.AIR, "gas": kernels.AIR, "fat": kernels.FAT, "lung": kernels.LUNG}.get(tissue, kernels.SOFT)
+        kinds = {"air": kernels.AIR, "gas": kernels.AIR, "fat": kernels.FAT, "lung": kernels.LUNG}
+        kind = kinds.get(tissue, kernels.SOFT)
         return {"value": self.tissue[tissue], "material": kind}
 
 
@@ -64,7 +65,7 @@ def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
     blood = float(rng.uniform(200, 420)) if contrast else float(rng.uniform(35, 50))
     tissue = {
         "air": float(rng.uniform(-1010, -990)), "fat": float(rng.uniform(-115, -85)),
-        "muscle": float(rng.uniform(40, 60)), "soft": float(rng.uniform(25, 45)),
+        "muscle": float(rng.uniform(40, 60)) + (10.0 if contrast else 0.0), "soft": float(rng.uniform(25, 45)),
         "lung": float(rng.uniform(-915, -860)), "gas": float(rng.uniform(-1000, -960)), "blood": blood,
         "myocardium": float(rng.uniform(90, 130)) if contrast else float(rng.uniform(35, 50)),
         "liver": float(rng.uniform(95, 125)) if contrast else float(rng.uniform(50, 65)),
@@ -78,7 +79,7 @@ def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
     cortical = np.zeros(N_MATERIALS)
     cancellous = np.zeros(N_MATERIALS)
     cortex = np.ones(N_MATERIALS)
-    cortical[VERTEBRA], cancellous[VERTEBRA], cortex[VERTEBRA] = 700 + 500 * density, 130 + 170 * density, 0.8
+    cortical[VERTEBRA], cancellous[VERTEBRA], cortex[VERTEBRA] = 700 + 500 * density, 130 + 170 * density, 1.0
     cortical[RIB], cancellous[RIB], cortex[RIB] = 650 + 450 * density, 140 + 120 * density, 0.8
     cortical[FLAT], cancellous[FLAT], cortex[FLAT] = 700 + 450 * density, 150 + 120 * density, 0.9
     cortical[LONG], cancellous[LONG], cortex[LONG] = 1000 + 500 * density, 180 + 150 * density, 2.0
@@ -158,7 +159,6 @@ class ArchPoints:
     transverse_tip: np.ndarray  # (2, 3)
     spinous_base: np.ndarray  # (3,)
     canal: np.ndarray  # (3,) centre of the spinal canal
-    canal_radius: tuple[float, float]  # (lateral, antero-posterior)
 
 
 def arch_points(vertebra: Vertebra) -> ArchPoints:
@@ -177,11 +177,10 @@ def arch_points(vertebra: Vertebra) -> ArchPoints:
         tips.append(vertebra.to_world(tip))
     canal_ap = (a.pedicle_length + 0.5 * a.lamina_depth) * s / 2
     return ArchPoints(np.array(junctions), np.array(tips), vertebra.to_world([0.0, base_y, up - 2.0]),
-                      vertebra.to_world([0.0, back - canal_ap - 1.0, up]),
-                      (half - a.pedicle_width * s / 2 - 1.0, canal_ap))
+                      vertebra.to_world([0.0, back - canal_ap - 1.0, up]))
 
 
-def _add_arch(canvas: Canvas, vertebra: Vertebra, label: int) -> None:
+def _add_arch(canvas: Canvas, vertebra: Vertebra) -> None:
     """Pedicles, laminae, spinous, transverse and articular processes of one vertebra."""
     a, s, v = arch(vertebra.label), _size_scale(vertebra), vertebra
     points = arch_points(v)
@@ -191,14 +190,16 @@ def _add_arch(canvas: Canvas, vertebra: Vertebra, label: int) -> None:
     for index, side in enumerate((1.0, -1.0)):
         junction = points.junction[index]
         pedicle_start = v.to_world([side * PEDICLE_HALF_SEPARATION[v.label] * s * 0.95, back + 3.0, up])
-        rows.append(polyline([pedicle_start, junction], a.pedicle_height * s / 2, v.right, a.pedicle_width / a.pedicle_height))
+        rows.append(polyline([pedicle_start, junction], a.pedicle_height * s / 2, v.right,
+                             a.pedicle_width / a.pedicle_height))
         lamina_normal = np.cross(points.spinous_base - junction, v.superior)
         rows.append(polyline([junction, points.spinous_base], a.lamina_height * s / 2, lamina_normal,
                              a.lamina_thickness / a.lamina_height))
         if _region(v.label) == "cervical":  # two bars around the foramen transversarium
             root = v.to_world([side * v.width / 2, 0.0, 0.0])
             rows.append(polyline([root, points.transverse_tip[index]], a.transverse_radius * s * 0.8))
-        rows.append(polyline([junction, points.transverse_tip[index]], [a.transverse_radius * s, a.transverse_radius * s * 0.8],
+        rows.append(polyline([junction, points.transverse_tip[index]],
+                             [a.transverse_radius * s, a.transverse_radius * s * 0.8],
                              v.anterior if _region(v.label) == "lumbar" else None, 0.6))
         facet_up = junction + v.superior * (0.5 * v.height) + v.right * side * 2.0 - v.anterior * 3.0
         middle = (junction + points.spinous_base) / 2
@@ -207,8 +208,9 @@ def _add_arch(canvas: Canvas, vertebra: Vertebra, label: int) -> None:
         rows.append(polyline([middle, facet_down], a.facet_radius * s))
     angle = np.radians(a.spinous_angle)
     tip = points.spinous_base + a.spinous_length * s * (-np.cos(angle) * v.anterior - np.sin(angle) * v.superior)
-    rows.append(polyline([points.spinous_base, tip], [a.spinous_height * s / 2, a.spinous_height * s * 0.35], v.right, 0.4))
-    canvas.tubes(np.vstack(rows), BONE, label=label, material=VERTEBRA)
+    rows.append(polyline([points.spinous_base, tip], [a.spinous_height * s / 2, a.spinous_height * s * 0.35],
+                         v.right, 0.4))
+    canvas.tubes(np.vstack(rows), BONE, label=v.label, material=VERTEBRA)
 
 
 def _body_exponent(label: int) -> float:
@@ -226,13 +228,13 @@ def add_vertebra(canvas: Canvas, spine: Spine, vertebra: Vertebra) -> None:
         canvas.body(centre, v.frame, [v.width / 2, v.depth / 2, body_height / 2], 2.2, label=2, material=VERTEBRA)
         atlas = spine[1]
         dens_top = (atlas.centre - v.centre) @ v.superior + 6.0
-        dens = polyline([v.to_world([0.0, -1.0, -v.height / 2 + body_height - 2.0]), v.to_world([0.0, -1.0, dens_top])],
-                        [5.2, 4.2])
+        dens_base = v.to_world([0.0, -1.0, -v.height / 2 + body_height - 2.0])
+        dens = polyline([dens_base, v.to_world([0.0, -1.0, dens_top])], [5.2, 4.2])
         canvas.tubes(dens, BONE, label=2, material=VERTEBRA)
     else:
-        canvas.body(v.centre, v.frame, [v.width / 2, v.depth / 2, v.height / 2], _body_exponent(v.label), label=v.label,
-                    material=VERTEBRA, fracture=v.fracture, fracture_kind=kind)
-    _add_arch(canvas, v, v.label)
+        canvas.body(v.centre, v.frame, [v.width / 2, v.depth / 2, v.height / 2], _body_exponent(v.label),
+                    label=v.label, material=VERTEBRA, fracture=v.fracture, fracture_kind=kind)
+    _add_arch(canvas, v)
 
 
 def add_atlas(canvas: Canvas, atlas: Vertebra) -> None:
@@ -273,8 +275,10 @@ def add_sacrum(canvas: Canvas, sacrum: Vertebra) -> None:
     canvas.body(v.centre, v.frame, [v.width / 2, v.depth / 2, v.height / 2], 2.4, label=SACRUM, material=VERTEBRA)
     column = v.to_world(SACRAL_COLUMN * s)
     canvas.tubes(polyline(column, SACRAL_HALF_WIDTH * s, v.anterior, 0.6), BONE, label=SACRUM, material=VERTEBRA)
-    for centre, half in (([0, -3, -8], [56, 17, 15]), ([0, 3, -33], [40, 13, 12]), ([0, 10, -55], [25, 9, 9])):
-        canvas.body(v.to_world(np.array(centre) * s), v.frame, np.array(half) * s, 3.0, label=SACRUM, material=VERTEBRA)
+    for centre, half in (([38, -4, -8], [19, 16, 15]), ([28, 2, -33], [14, 12, 12]), ([18, 9, -55], [9, 8, 9])):
+        for side in (1.0, -1.0):  # the alae and lateral parts, beside the column
+            at = v.to_world(np.array(centre) * [side, 1.0, 1.0] * s)
+            canvas.body(at, v.frame, np.array(half) * s, 3.0, label=SACRUM, material=VERTEBRA)
     back = -v.depth / 2 / s
     dorsal = v.to_world(np.array([[0, back - 9, -2], [0, back - 7, -28], [0, back + 1, -52], [0, back + 13, -70]]) * s)
     canvas.tubes(polyline(dorsal, np.array([20, 18, 13, 8]) * s, v.anterior, 0.28), BONE, label=SACRUM,
@@ -505,11 +509,11 @@ def add_pelvis(canvas: Canvas, spine: Spine, patient: Patient) -> None:
         crest = at(ILIAC_CREST)
         base = at(ILIAC_BASE)
         rows = [polyline(crest, [9.0, 7.0, 6.5, 6.5, 8.0])]
-        dense = np.array([np.interp(np.linspace(0, 4, 9), np.arange(5), crest[:, axis]) for axis in range(3)]).T
+        dense = np.array([np.interp(np.linspace(0, 4, 17), np.arange(5), crest[:, axis]) for axis in range(3)]).T
         for index, tip in enumerate(dense):
-            neighbours = dense[min(index + 1, 8)] - dense[max(index - 1, 0)]
+            neighbours = dense[min(index + 1, 16)] - dense[max(index - 1, 0)]
             normal = np.cross(neighbours, tip - base)
-            rows.append(polyline([base, tip], [12.0, 15.0], normal, 0.3))
+            rows.append(polyline([base, tip], [10.0, 11.0], normal, 0.4))
         rows.append(polyline(at(SACROILIAC), [14.0, 14.0, 11.0]))
         rows.append(polyline([at(SACROILIAC[1]), base, at(HIP) + frame[:, 2] * 20.0], [12.0, 16.0, 20.0]))
         rows.append(polyline(at(PUBIS), [13.0, 9.0, 10.0]))
@@ -531,8 +535,14 @@ def add_pelvis(canvas: Canvas, spine: Spine, patient: Patient) -> None:
 
 
 def _skull_frame(spine: Spine, patient: Patient) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and frame of the cranium: on top of C1, its axis halfway between the neck's and the
+    table's long axis (the head rests on the head holder), nodded by the patient's head flexion."""
     atlas = spine[1]
-    frame = _tilted(atlas.frame, -patient.head_flexion)
+    superior = atlas.superior + np.array([0.0, 0.0, 1.0])
+    superior /= np.linalg.norm(superior)
+    right = atlas.right - superior * (atlas.right @ superior)
+    right /= np.linalg.norm(right)
+    frame = _tilted(np.stack([right, np.cross(superior, right), superior], axis=-1), -patient.head_flexion)
     centre = atlas.centre + frame @ np.array([0.0, 12.0, 78.0])
     return centre, frame
 
@@ -584,8 +594,9 @@ def add_skull(canvas: Canvas, spine: Spine, patient: Patient) -> None:
 # Trunk soft tissues
 
 
-def _trunk_levels(spine: Spine, patient: Patient) -> tuple[np.ndarray, dict[int, int]]:
-    """Per-vertebra trunk parameters in world mm: body outline, wall, lungs, domes, mediastinum."""
+def trunk_levels(spine: Spine, patient: Patient) -> tuple[np.ndarray, dict[int, int]]:
+    """The body outline (before fat) at each vertebra: rows (z, centre x, centre y, half width, half
+    depth) in world mm; and the rib number of each rib-bearing level."""
     w, d = patient.width, patient.depth
     rows = []
     thoracic = {v.label: n for v, n in _rib_numbers(spine, False)}
@@ -595,7 +606,7 @@ def _trunk_levels(spine: Spine, patient: Patient) -> tuple[np.ndarray, dict[int,
         if v.label in thoracic:
             half_width, half_depth, centre_y = _contour(thoracic[v.label], patient, v)
             half_width += 12.0 if thoracic[v.label] > 3 else 45.0 * w  # shoulders over the upper ribs
-            front = centre_y + half_depth + 14.0
+            front = max(centre_y + half_depth + 14.0, 80.0 * d)  # manubrium and pectorals over the small upper ribs
         elif region == "cervical":
             half_width, front = 52.0 * w, 55.0 * d
         else:
@@ -612,7 +623,7 @@ def slice_table(canvas: Canvas, spine: Spine, patient: Patient) -> np.ndarray:
     """One row of ``kernels.SLICE_COLUMNS`` per build slice, interpolated between vertebra levels."""
     columns = {name: i for i, name in enumerate(kernels.SLICE_COLUMNS)}
     z = canvas.origin[2] + np.arange(canvas.shape[2]) * canvas.spacing[2]
-    levels, thoracic = _trunk_levels(spine, patient)
+    levels, thoracic = trunk_levels(spine, patient)
     order = np.argsort(levels[:, 0])
     lz = levels[order, 0]
     table = np.zeros((len(z), len(columns)))
@@ -638,7 +649,7 @@ def slice_table(canvas: Canvas, spine: Spine, patient: Patient) -> np.ndarray:
 
 def diaphragm(spine: Spine, patient: Patient) -> tuple[float, float]:
     """World z of the right and left diaphragm dome tops (the right one sits higher, over the liver)."""
-    right = spine[17].centre[2] + 5.0 * patient.depth
+    right = spine[17].centre[2] - 5.0 + 10.0 * (patient.depth - 1.0)
     return right, right - 12.0
 
 
@@ -664,9 +675,8 @@ def _lungs(table, columns, z, spine: Spine, patient: Patient, thoracic: dict) ->
     table[:, columns["dome_r_z"]], table[:, columns["dome_l_z"]] = diaphragm(spine, patient)
     table[:, columns["dome_r_x"]] = table[:, columns["lung_r_x"]]
     table[:, columns["dome_l_x"]] = table[:, columns["lung_l_x"]]
-    table[:, columns["dome_y"]] = (table[:, columns["lung_r_y"]] + table[:, columns["lung_l_y"]]) / 2 + 25.0
-    below = z < spine[20].centre[2] - 20.0
-    table[below, columns["lung_extent"]] = 0.0
+    table[:, columns["dome_y"]] = (table[:, columns["lung_r_y"]] + table[:, columns["lung_l_y"]]) / 2 + 35.0
+    table[z < spine[21].centre[2], columns["lung_extent"]] = 0.0  # never into the abdomen
 
 
 def texture_fields(rng: np.random.Generator, canvas: Canvas, step: float = 4.0):
@@ -720,7 +730,8 @@ def add_organs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     canvas.tubes(polyline(airway, 10.0), PAINT, **patient.paint("soft"))
     canvas.tubes(polyline(airway, 8.0), PAINT, **patient.paint("air"))
     for side in (1.0, -1.0):
-        canvas.tubes(polyline([carina, carina + t5.frame @ np.array([side * 38, 0, -28.0])], 6.0), PAINT, **patient.paint("air"))
+        bronchus = carina + t5.frame @ np.array([side * 38, 0, -28.0])
+        canvas.tubes(polyline([carina, bronchus], 6.0), PAINT, **patient.paint("air"))
     right_dome, left_dome = diaphragm(spine, patient)
     # Upper-abdominal organs sit right under the domes; their rounded tops shape the lung bases.
     liver_radii = np.array([85 * w, 90 * d, 95.0])
@@ -746,6 +757,10 @@ def add_organs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     canvas.tubes(polyline(canal, 7.5), PAINT, **patient.paint("csf"))
 
 
+#: Erector spinae per region: distance of its centre beside the midline and its half thickness (mm).
+ERECTOR_SPINAE = {"cervical": (22, 18), "thoracic": (30, 20), "lumbar": (38, 28), "sacral": (30, 16)}
+
+
 def _muscles(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     """Erector spinae along the whole back and psoas along the lumbar spine into the pelvis."""
     size = patient.depth
@@ -756,7 +771,7 @@ def _muscles(canvas: Canvas, spine: Spine, patient: Patient) -> None:
                 continue
             region = "sacral" if v.label == SACRUM else _region(v.label)
             back = -v.depth / 2 - 14.0 if region == "sacral" else (arch_points(v).spinous_base - v.centre) @ v.anterior
-            lateral, across = {"cervical": (22, 18), "thoracic": (30, 20), "lumbar": (38, 28), "sacral": (30, 16)}[region]
+            lateral, across = ERECTOR_SPINAE[region]
             path.append(v.to_world([side * lateral, back - 8.0 - across * 0.5, 0.0]))
             radius.append(across * size)
         canvas.tubes(polyline(path, radius, spine[20].anterior, 0.75), PAINT, **patient.paint("muscle"))
@@ -769,7 +784,7 @@ def _muscles(canvas: Canvas, spine: Spine, patient: Patient) -> None:
 
 def add_table(canvas: Canvas, spine: Spine, patient: Patient, rng: np.random.Generator) -> None:
     """The scanner couch under the patient: a curved carbon plate with dense edges, constant along z."""
-    levels, _ = _trunk_levels(spine, patient)
+    levels, _ = trunk_levels(spine, patient)
     back = np.min(levels[:, 2] - levels[:, 4]) - patient.fat - rng.uniform(4, 25)
     x = canvas.origin[0] + np.arange(canvas.shape[0]) * canvas.spacing[0]
     y = canvas.origin[1] + np.arange(canvas.shape[1]) * canvas.spacing[1]

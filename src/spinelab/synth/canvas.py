@@ -32,12 +32,6 @@ class Canvas:
         self.inv_voxel = 1.0 / self.voxel
 
     @property
-    def affine(self) -> np.ndarray:
-        affine = np.diag([*self.spacing, 1.0])
-        affine[:3, 3] = self.origin
-        return affine
-
-    @property
     def upper(self) -> np.ndarray:
         """World position of the last voxel centre."""
         return self.origin + (np.array(self.shape) - 1) * self.spacing
@@ -92,7 +86,7 @@ class Canvas:
                           float(value), int(label), int(material), self.inv_voxel)
 
     def body(self, centre, frame, half, exponent, mode=kernels.MODE_BONE, value=0.0, label=0, material=0,
-             waist=0.06, concavity=1.0, fracture=0.0, fracture_kind=kernels.KIND_NONE) -> None:
+             waist=0.06, concavity=0.6, fracture=0.0, fracture_kind=kernels.KIND_NONE) -> None:
         """Vertebral body (or disc, sternum segment): superelliptic cylinder along the frame's third axis."""
         centre, frame, half = np.asarray(centre, float), np.asarray(frame, float), np.asarray(half, float)
         reach = np.abs(frame) @ half

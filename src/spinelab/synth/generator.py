@@ -77,7 +77,7 @@ def _field_of_view(rng, plan, spine: Spine, patient: anatomy.Patient, resolution
     columns = np.array([v.to_world([0.0, -15.0, 0.0])[:2] for v in inside])
     spine_xy = (columns.min(axis=0) + columns.max(axis=0)) / 2
     spine_span = (columns.max(axis=0) - columns.min(axis=0)).max() + 90.0  # bodies and arches all in view
-    levels, _ = anatomy._trunk_levels(spine, patient)
+    levels, _ = anatomy.trunk_levels(spine, patient)
     rows = levels[(levels[:, 0] >= bottom - 40) & (levels[:, 0] <= top + 40)]
     rows = rows if len(rows) else levels
     half_width = rows[:, 3].max() + patient.fat + (55.0 if patient.arms_down else 0.0)

@@ -20,9 +20,9 @@ from spinelab.vertebrae import BODY_SIZES
 SACRUM = 26
 #: Nominal disc height (mm) below each level, used with Busscher's body heights to split each real
 #: centre-to-centre distance into bone and disc.
-DISC_BELOW = {2: 4.5, 3: 4.5, 4: 5.0, 5: 5.0, 6: 5.0, 7: 5.0, 8: 4.0, 9: 4.0, 10: 4.0, 11: 4.0, 12: 4.5, 13: 4.5,
-              14: 5.0, 15: 5.0, 16: 5.5, 17: 6.0, 18: 6.5, 19: 7.5, 28: 8.0, 20: 8.5, 21: 9.5, 22: 10.5, 23: 11.0,
-              24: 11.0, 25: 11.0}
+DISC_BELOW = {2: 3.5, 3: 3.5, 4: 3.5, 5: 3.5, 6: 3.5, 7: 4.0, 8: 3.5, 9: 3.5, 10: 3.5, 11: 3.5, 12: 3.5, 13: 3.5,
+              14: 4.5, 15: 4.5, 16: 4.5, 17: 5.0, 18: 6.0, 19: 6.5, 28: 7.0, 20: 8.0, 21: 9.0, 22: 9.5, 23: 10.0,
+              24: 10.0, 25: 10.0}
 #: C1's centre (the ring's centre of mass, VerSe's convention) relative to C2's body centre, in C2's
 #: frame (right, anterior, superior), from the official VerSe centroids of the two cervical masks.
 C1_FROM_C2 = np.array([0.0, -10.4, 14.2])
@@ -76,16 +76,9 @@ class Spine:
                 return vertebra
         raise KeyError(label)
 
-    def __contains__(self, label: int) -> bool:
-        return any(v.label == label for v in self.vertebrae)
-
     @property
     def labels(self) -> list[int]:
         return [v.label for v in self.vertebrae]
-
-    @property
-    def centres(self) -> np.ndarray:
-        return np.array([v.centre for v in self.vertebrae])
 
     def thoracic(self) -> list[Vertebra]:
         """Rib-bearing levels in order (T1..T12, T13 when present)."""
@@ -160,7 +153,7 @@ def _body_heights(labels, centres) -> np.ndarray:
     """Body heights that fill each real centre-to-centre distance with bone and a nominal disc."""
     heights = np.array([_nominal(v)[0] for v in labels])
     gaps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
-    nominal_gaps = heights[:-1] / 2 + np.array([DISC_BELOW.get(v, 8.0) for v in labels[:-1]]) + heights[1:] / 2
+    nominal_gaps = heights[:-1] / 2 + np.array([DISC_BELOW[v] for v in labels[:-1]]) + heights[1:] / 2
     ratio = gaps / nominal_gaps
     per_level = np.concatenate([[ratio[0]], (ratio[:-1] + ratio[1:]) / 2, [ratio[-1]]])
     return heights * np.clip(per_level, 0.75, 1.3)
@@ -205,26 +198,24 @@ def sample_spine(rng: np.random.Generator, data_dir: Path | None, variants: dict
     for label, centre, frame, height in zip(labels, centres, local_frames, heights):
         _, width, depth = _nominal(label)
         jitter = rng.normal(1.0, 0.03, size=2)
-        vertebrae.append(Vertebra(label, centre, frame, float(height), width * scale * jitter[0], depth * scale * jitter[1]))
+        vertebrae.append(Vertebra(label, centre, frame, float(height), width * scale * jitter[0],
+                                  depth * scale * jitter[1]))
     c2 = vertebrae[0]
     c1_centre = c2.to_world(C1_FROM_C2 + rng.normal(0, 1.2, 3))
-    c1_frame = frames(np.array([c1_centre + c2.superior, c1_centre, c2.centre]), np.array([rotation[0]] * 3))[1]
     height, width, depth = _nominal(1)
-    vertebrae.insert(0, Vertebra(1, c1_centre, c1_frame, height, width * scale, depth * scale))
+    vertebrae.insert(0, Vertebra(1, c1_centre, c2.frame.copy(), height, width * scale, depth * scale))
     last = vertebrae[-1]
     disc = DISC_BELOW[last.label] * rng.uniform(0.8, 1.1) * (0.35 if variants.get("sacralized_l5") else 1.0)
     vertebrae.append(_sacrum(rng, last, vertebrae[-2], scale, disc))
     spine = Spine(vertebrae, scale, source, real_labels, {})
     if variants.get("fracture"):
-        spine.variants["fracture"] = _fracture(rng, spine, variants.get("fracture_levels", FRACTURE_LEVELS))
+        spine.variants["fracture"] = _fracture(rng, spine, variants["fracture_levels"])
     return spine
 
 
 #: Share of the lost height taken from the body's rim (where the discs rest) for each fracture kind:
 #: a crushed body loses it all around, a wedge only in front, a biconcave body only in its centre.
 RIM_LOSS = {"wedge": 0.5, "biconcave": 0.0, "crush": 1.0}
-#: Where osteoporotic compression fractures cluster: mid-thoracic to upper lumbar.
-FRACTURE_LEVELS = (*range(12, 20), 28, 20, 21, 22, 23)
 
 
 def _fracture(rng, spine: Spine, levels) -> dict:

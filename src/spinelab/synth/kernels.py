@@ -15,10 +15,12 @@ import numpy as np
 from numba import njit, prange
 
 MODE_BONE, MODE_PAINT, MODE_COVER = 0, 1, 2
-#: Tissue classes of the tissue map (gas inside the body counts as air, muscle and organs as soft
-#: tissue; TABLE is the scanner couch, OUTSIDE the padding beyond the reconstruction circle).
-AIR, FAT, SOFT, LUNG, BONE, METAL, TABLE, OUTSIDE = 0, 1, 2, 3, 4, 5, 6, 7
-TISSUE_NAMES = ("air", "fat", "soft tissue", "lung", "bone", "metal", "table", "outside")
+#: Tissue classes of the tissue map: gas inside the body counts as air; muscles, organs, vessels and
+#: discs are soft tissue; VISCERA is the unnamed fat/soft-tissue mix that fills the trunk around the
+#: organs (bowel, mesentery, mediastinum); TABLE is the scanner couch; OUTSIDE the padding beyond the
+#: reconstruction circle.
+AIR, FAT, SOFT, LUNG, BONE, METAL, TABLE, OUTSIDE, VISCERA = 0, 1, 2, 3, 4, 5, 6, 7, 8
+TISSUE_NAMES = ("air", "fat", "soft tissue", "lung", "bone", "metal", "table", "outside", "viscera")
 KIND_NONE, KIND_WEDGE, KIND_BICONCAVE, KIND_CRUSH = 0, 1, 2, 3
 
 
@@ -89,8 +91,8 @@ def tubes(mode, field, sdf, owner, material, classes, origin, spacing, boxes, se
 
 
 @njit(cache=True)
-def ellipsoid(mode, field, sdf, owner, material, classes, origin, spacing, box, centre, frame, radii, shell, planes, hole,
-              value, label, kind, inv_voxel):
+def ellipsoid(mode, field, sdf, owner, material, classes, origin, spacing, box, centre, frame, radii, shell, planes,
+              hole, value, label, kind, inv_voxel):
     """Ellipsoid in a local frame (columns = local axes in world), hollow when ``shell`` > 0, cut by
     half-spaces ``planes`` rows (n(3), offset: keep n.q <= offset) and by a cylindrical ``hole`` along
     the local third axis through the lower half only (x, y, radius; radius 0 = none)."""
@@ -118,8 +120,8 @@ def ellipsoid(mode, field, sdf, owner, material, classes, origin, spacing, box, 
 
 
 @njit(cache=True)
-def body(mode, field, sdf, owner, material, classes, origin, spacing, box, centre, frame, half, exponent, waist, concavity,
-         fracture, fracture_kind, value, label, kind, inv_voxel):
+def body(mode, field, sdf, owner, material, classes, origin, spacing, box, centre, frame, half, exponent, waist,
+         concavity, fracture, fracture_kind, value, label, kind, inv_voxel):
     """Vertebral body: superelliptic cylinder (half sizes right, anterior, superior) with a waist at
     mid-height, concave endplates and an optional compression fracture profile."""
     a, b, h = half[0], half[1], half[2]
@@ -237,7 +239,7 @@ def trunk(field, classes, origin, spacing, table, tissue, texture, texture_origi
                 mix = _trilinear(texture[0], texture_origin, texture_step, x, y, z)
                 share = min(max(0.5 + 1.5 * (mix - row[FAT_FRACTION]), 0.0), 1.0)
                 value = soft_hu + (fat_hu - soft_hu) * share
-                kind = FAT if share > 0.5 else SOFT
+                kind = VISCERA
                 if gas > 0.0 and mix > 2.4 - gas:
                     value = gas_hu
                     kind = AIR
@@ -247,7 +249,8 @@ def trunk(field, classes, origin, spacing, table, tissue, texture, texture_origi
                     ly = row[LUNG_R_Y] if right else row[LUNG_L_Y]
                     qx, qy = ((x - lx) / row[LUNG_AX]) ** 2, ((y - ly) / row[LUNG_AY]) ** 2
                     inside = qx * np.sqrt(qx) + qy * np.sqrt(qy) < lung * lung * lung  # superellipse, power 3
-                    band = row[MEDIASTINUM_W] * (1.0 + 0.4 * max(0.0, y - row[MEDIASTINUM_Y]) / 60.0)
+                    # hugging the spine at the back, narrowing to the anterior junction line in front
+                    band = row[MEDIASTINUM_W] * (1.0 - 0.6 * min(max(y - row[MEDIASTINUM_Y], 0.0) / 80.0, 1.0))
                     dome_z = row[DOME_R_Z] if right else row[DOME_L_Z]
                     dome_x = row[DOME_R_X] if right else row[DOME_L_X]
                     r2 = (x - dome_x) ** 2 + (y - row[DOME_Y]) ** 2
@@ -327,13 +330,14 @@ def metal_streaks(field, metal, spacing, angles, strength):
                 break
         if not has_metal:
             continue
+        x0, y0 = 0.5 * nx * spacing[0], 0.5 * ny * spacing[1]
         for a in range(angles.shape[0]):
             cos, sin = np.cos(angles[a]), np.sin(angles[a])
             projection = np.zeros(bins)
             for i in range(nx):
                 for j in range(ny):
                     if metal[i, j, k] > 0.0:
-                        t = (i * spacing[0] - 0.5 * nx * spacing[0]) * cos + (j * spacing[1] - 0.5 * ny * spacing[1]) * sin
+                        t = (i * spacing[0] - x0) * cos + (j * spacing[1] - y0) * sin
                         projection[int((t + half) / step) + 1] += metal[i, j, k] * step
             error = -(projection ** 1.5)
             filtered = np.zeros(bins)
@@ -343,7 +347,8 @@ def metal_streaks(field, metal, spacing, angles, strength):
                     total += error[c]
                     count += 1
                 filtered[b] = error[b] - total / count
+            streak = filtered + 0.2 * error
             for i in range(nx):
                 for j in range(ny):
-                    t = (i * spacing[0] - 0.5 * nx * spacing[0]) * cos + (j * spacing[1] - 0.5 * ny * spacing[1]) * sin
-                    field[i, j, k] += strength * (filtered[int((t + half) / step) + 1] + 0.35 * error[int((t + half) / step) + 1])
+                    t = (i * spacing[0] - x0) * cos + (j * spacing[1] - y0) * sin
+                    field[i, j, k] += strength * streak[int((t + half) / step) + 1]

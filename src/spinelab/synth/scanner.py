@@ -68,7 +68,7 @@ def render(canvas: Canvas, grid: Grid, patient: Patient, plan: Plan, rng: np.ran
     metal = None if canvas.metal is None else _average_slices(canvas.metal, grid)
     if metal is not None:
         angles = np.sort(rng.uniform(0, np.pi, _STREAK_ANGLES))
-        kernels.metal_streaks(image, metal, grid.spacing, angles, float(rng.uniform(4.0, 9.0)))
+        kernels.metal_streaks(image, metal, grid.spacing, angles, float(rng.uniform(2.0, 5.0)))
     image = _blur_and_noise(np.ascontiguousarray(image), grid.spacing, plan, rng)
     slope, offset = plan.calibration
     image = image * np.float32(slope) + np.float32(offset)

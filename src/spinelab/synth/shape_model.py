@@ -221,7 +221,8 @@ class ShapeModel:
         known, vector = observation(spine) if spine is not None else (np.zeros(DIM, bool), np.zeros(DIM))
         mean, conditional = _conditional(self.mean, covariance, known, vector, _KEEP_NOISE)
         factor = np.linalg.cholesky((conditional + conditional.T) / 2 + 1e-6 * np.eye(DIM))
-        return mean + factor @ rng.standard_normal(DIM)
+        # truncated at two standard deviations: the Gaussian's far tails hold postures no patient has
+        return mean + factor @ np.clip(rng.standard_normal(DIM), -2.0, 2.0)
 
     def save(self, path: Path = MODEL_PATH) -> None:
         from spinelab.io.files import atomic_path

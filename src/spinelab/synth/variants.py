@@ -63,9 +63,9 @@ class SynthOptions:
         unknown = sorted(set(self.pathology) - set(PATHOLOGIES))
         if unknown:
             raise SpinelabError(f"unknown pathology {unknown}; choose from {', '.join(PATHOLOGIES)}")
-        for name, value in self.pathology.items():
+        for name, value in [*self.pathology.items(), ("contrast", self.contrast)]:
             if not isinstance(value, bool) and not 0.0 <= float(value) <= 1.0:
-                raise SpinelabError(f"pathology {name}: {value!r} is neither True/False nor a probability")
+                raise SpinelabError(f"{name}: {value!r} is neither True/False nor a probability")
         forced = {name for name, value in self.pathology.items() if value is True}
         for pair in (("l6", "sacralized_l5"), ("t13", "missing_rib12")):
             if set(pair) <= forced:

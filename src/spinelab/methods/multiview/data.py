@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 from tqdm import tqdm
 
 from spinelab.drr import VERTEBRA_CLASSES, heatmap_targets, identification_targets
@@ -70,7 +71,9 @@ def load_cache(cache_dir: str | Path) -> list[dict[str, np.ndarray]]:
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Contrast/gamma jitter and noise in [0, 1], so real DRR statistics need not match exactly."""
+    """Blur, contrast/gamma jitter and noise in [0, 1], so real DRR statistics need not match exactly."""
+    if rng.random() < 0.5:  # synthetic bone edges are sharper than a real scanner's
+        image = ndimage.gaussian_filter(image, rng.uniform(0.3, 1.5))
     gamma = np.exp(rng.normal(0.0, 0.25))
     image = np.clip(image, 0.0, 1.0) ** gamma
     image = image * rng.uniform(0.85, 1.15) + rng.uniform(-0.08, 0.08)
