@@ -163,6 +163,12 @@ def test_metrics_do_not_depend_on_the_world_frame():
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_folder(tmp_path, monkeypatch):
+    """``evaluate`` writes spinelab_metrics.json to the working folder by default."""
+    monkeypatch.chdir(tmp_path)
+
+
 def run_evaluate(*argv) -> int:
     parser = argparse.ArgumentParser()
     evaluate_cli.register(parser.add_subparsers())

@@ -157,11 +157,10 @@ def run(args) -> int:
     overall = metrics.overall
     print(f"{len(metrics.scans)} case(s), {overall.n_gt} ground-truth and {overall.n_pred} predicted vertebrae")
     print(metrics.format_table())
-    if args.out:
-        result = {"pred": str(args.pred), "gt": str(args.gt), **metrics.to_dict(),
-                  "unmatched": {"pred": [str(p) for p in unmatched_pred], "gt": [str(p) for p in unmatched_gt]}}
-        write_text(args.out, json.dumps(result, indent=1) + "\n")
-        print(f"metrics written to {args.out}")
+    result = {"pred": str(args.pred), "gt": str(args.gt), **metrics.to_dict(),
+              "unmatched": {"pred": [str(p) for p in unmatched_pred], "gt": [str(p) for p in unmatched_gt]}}
+    write_text(args.out, json.dumps(result, indent=1) + "\n")
+    print(f"metrics written to {args.out}")
     return 0
 
 
@@ -173,7 +172,8 @@ def register(subparsers) -> None:
                     "region and overall. PRED and GT are two centroid files or two folders paired by case id.")
     parser.add_argument("pred", help="predicted centroid file, or a folder of them")
     parser.add_argument("gt", help="ground-truth centroid file, or a folder of them")
-    parser.add_argument("--out", help="write all metrics (per case and per vertebra) to this JSON file")
+    parser.add_argument("--out", default="spinelab_metrics.json",
+                        help="JSON file for all metrics, per case and per vertebra (default: %(default)s)")
     parser.add_argument("--reference", help="CT or mask whose grid voxel-coordinate files refer to "
                                             "(for folders: a folder of <case>_ct.nii.gz files)")
     parser.add_argument("--max-distance", type=float, default=MAX_DISTANCE_MM,

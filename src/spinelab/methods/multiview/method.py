@@ -86,7 +86,7 @@ class MultiViewMethod(Method):
             volume = rendering_volume(ct, self.config)
         with timer("drr"):
             views = make_views(volume, self.config)
-            images = render_normalized(volume, views)
+            images = render_normalized(volume, views, self.device)
         with timer("networks"):
             heatmaps, probabilities = self.run_networks(images)
         with timer("fusion"):

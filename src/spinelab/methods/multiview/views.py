@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spinelab.drr import normalize_drr, render_views
+from spinelab.drr import normalize_drr, render_drr_torch, render_views
 from spinelab.geometry.projection import SUPERIOR, ConeBeamView, circular_views, views_for_volume
 from spinelab.io.volume import CTVolume
 from spinelab.methods.multiview.config import MultiViewConfig
@@ -40,6 +40,10 @@ def make_views(volume: CTVolume, config: MultiViewConfig, k: int | None = None, 
     return circular_views(center, SUPERIOR, pixel_size=pixel_size, **common)
 
 
-def render_normalized(volume: CTVolume, views) -> np.ndarray:
-    """(K, H, W) float32 network inputs in [0, 1]."""
-    return np.stack([normalize_drr(image) for image in render_views(volume, views)])
+def render_normalized(volume: CTVolume, views, device: str = "cpu") -> np.ndarray:
+    """(K, H, W) float32 network inputs in [0, 1]; rendered with torch on a GPU, numba on the CPU."""
+    if device == "cpu":
+        images = render_views(volume, views)
+    else:
+        images = render_drr_torch(volume.array, volume.affine, views, device).cpu().numpy()
+    return np.stack([normalize_drr(image) for image in images])
