@@ -31,7 +31,8 @@ def run(args) -> int:
     qc_name = "benchmark_chest_qc.png"
     chest = real_chest(models["default"], out.parent / qc_name)
     timings = time_stages(models["default"])
-    write_report(out, heldout, args.heldout, chest, timings, models["default"].meta, qc_name)
+    model_name = f"`{args.model}`" if args.model else "the packaged default model"
+    write_report(out, heldout, args.heldout, chest, timings, model_name, models["default"].meta, qc_name)
     raw = {name: metrics.to_dict() for name, metrics in heldout.items()}
     out.with_suffix(".json").write_text(json.dumps({"heldout": raw, "chest": chest[0], "timings": timings}, indent=1))
     print(f"wrote {out}")

@@ -147,7 +147,7 @@ def _mm(value) -> str:
 
 
 def write_report(path: Path, heldout: dict[str, DatasetMetrics], heldout_data: str, chest: tuple[dict, str],
-                 timings: dict, model_meta: dict, qc_name: str) -> Path:
+                 timings: dict, model_name: str, model_meta: dict, qc_name: str) -> Path:
     header = "| setting | VerSe id-rate | CSI id-rate | mean error (mm) | median error (mm) | precision | recall |\n" \
              "|---|---|---|---|---|---|---|"
     default = heldout["K=10"]
@@ -159,8 +159,9 @@ def write_report(path: Path, heldout: dict[str, DatasetMetrics], heldout_data: s
         f"Written by `spinelab benchmark` on {time.strftime('%Y-%m-%d')} ({platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU threads, torch {torch.__version__}). Every number below was measured by that run.",
         "",
-        f"Model: the packaged default (`{model_meta.get('data', '?')}`, {model_meta.get('training_cases', '?')} "
-        f"synthetic training CTs, {model_meta.get('iterations', '?')} iterations per network).",
+        f"Model: {model_name} (trained on `{model_meta.get('data', '?')}`: {model_meta.get('training_cases', '?')} "
+        f"synthetic CTs, {model_meta.get('iterations', '?')} iterations per network, pretrained encoder: "
+        f"{model_meta.get('pretrained_encoder', '?')}).",
         "",
         f"## Held-out synthetic scans ({n_scans} scans from `{heldout_data}`)",
         "",

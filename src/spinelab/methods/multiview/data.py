@@ -44,9 +44,9 @@ def render_training_case(ct: CTVolume, centroids: Centroids, config: MultiViewCo
 def build_cache(dataset: str | Path, cache_dir: str | Path, config: MultiViewConfig, views_per_case: int = 10,
                 seed: int = 0, progress: bool = True) -> list[Path]:
     """Render every case of a VerSe/CSI2014-layout dataset into ``cache_dir`` (skipping cached ones)."""
+    cases = find_cases(dataset)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cases = find_cases(dataset)
     paths = []
     for case in tqdm(cases, desc="render DRRs", unit="case", disable=not progress, file=sys.stderr):
         path = cache_dir / f"{case.case_id}.npz"
