@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -130,3 +132,22 @@ def test_tiny_training_run_resumes_and_predicts_the_same_world_centroids_in_any_
         assert other.centroids.labels.tolist() == reference.centroids.labels.tolist()
         assert np.allclose(other.centroids.world, reference.centroids.world, atol=1e-6)
     assert set(reference.timings) >= {"canonicalize", "resample", "drr", "networks", "fusion"}
+
+
+def test_more_candidates_than_a_spine_has_keeps_the_best_supported():
+    """32 bright blobs in a column (a false detection chain): at most one label per class, no error."""
+    config = TEST_CONFIG
+    ct, _ = phantom()
+    volume = rendering_volume(ct.canonical(), config)
+    views = make_views(volume, config)
+    z = np.linspace(-100.0, -280.0, 32)
+    points_world = np.stack([np.zeros_like(z), np.zeros_like(z), z], axis=1)
+    heatmaps, probabilities = [], []
+    for view in views:
+        points = view.project(points_world)
+        heatmaps.append(heatmap_targets(points, view.shape, 1.0))
+        probabilities.append(torch.full((NUM_CLASSES, *view.shape), 1.0 / NUM_CLASSES))
+    method = IdealNetworks(Centroids.empty(), dataclasses.replace(config, peak_min_distance_mm=4.0))
+    centroids, details = method.decode(np.stack(heatmaps), torch.stack(probabilities), views)
+    assert len(centroids) == NUM_CLASSES - 1
+    assert len(set(centroids.labels.tolist())) == len(centroids)

@@ -63,7 +63,7 @@ def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, mo
     cts = [Path(p) for p in ([cts] if isinstance(cts, (str, Path)) else cts)]
     runner = load_method(method, model, device)
     result = BatchResult()
-    bar = tqdm(cts, desc="predict", unit="scan", disable=not progress or len(cts) < 1, file=sys.stderr)
+    bar = tqdm(cts, desc="predict", unit="scan", disable=not progress, file=sys.stderr)
     for path in bar:
         case = case_id(path)
         bar.set_postfix_str(case)

@@ -22,6 +22,7 @@ class MultiViewConfig:
     peak_threshold: float = 0.3  # heatmap value a vertebra peak must reach
     peak_min_distance_mm: float = 12.0  # two peaks closer than this are one vertebra
     fusion_tolerance_mm: float = 10.0  # a ray farther than this from the fused point is an outlier
+    min_view_fraction: float = 0.4  # a vertebra must be found in at least this share of the views
     depth: int = 18  # ResNet depth of both U-Net encoders (paper: 50)
     width: float = 0.5  # ResNet width factor (1.0 = standard widths)
     sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from spinelab.drr import NUM_CLASSES
+from spinelab.drr import NUM_CLASSES, VERTEBRA_CLASSES
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
@@ -20,7 +21,6 @@ from spinelab.nets import ResNetUNet
 from spinelab.postprocess import find_peaks, fuse_views, identify, view_sequence_loss
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "multiview.pt"
-MIN_VIEWS = 3  # a vertebra must be found in at least this many views to be reported
 
 
 class MultiViewMethod(Method):
@@ -74,8 +74,13 @@ class MultiViewMethod(Method):
             scores.append(found_scores)
             matrices.append(matrix)
             losses.append(view_sequence_loss(matrix, found) if config.weighted_voting and len(found) else 0.0)
-        fused = fuse_views(points, views, scores, tolerance_mm=config.fusion_tolerance_mm,
-                           min_views=min(MIN_VIEWS, len(views)))
+        min_views = max(2, math.ceil(config.min_view_fraction * len(views)))
+        fused = fuse_views(points, views, scores, tolerance_mm=config.fusion_tolerance_mm, min_views=min_views)
+        if len(fused) > len(VERTEBRA_CLASSES):  # more candidates than a spine has: keep the best supported
+            support = [(vertebra.support, float(sum(scores[v][d] for v, d in zip(vertebra.views, vertebra.detections))))
+                       for vertebra in fused]
+            keep = sorted(sorted(range(len(fused)), key=lambda i: support[i])[-len(VERTEBRA_CLASSES):])
+            fused = [fused[i] for i in keep]
         labels, confidence = identify(fused, matrices, losses)
         centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
         details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused]}
