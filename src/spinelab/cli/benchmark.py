@@ -33,7 +33,9 @@ def run(args) -> int:
     timings = time_stages(models["default"])
     model_name = f"`{args.model}`" if args.model else "the packaged default model"
     write_report(out, heldout, args.heldout, chest, timings, model_name, models["default"].meta, qc_name)
-    raw = {name: metrics.to_dict() for name, metrics in heldout.items()}
+    raw = {name: {"overall": metrics.overall.to_dict(),
+                  "regions": {region: summary.to_dict() for region, summary in metrics.by_region().items()}}
+           for name, metrics in heldout.items()}
     out.with_suffix(".json").write_text(json.dumps({"heldout": raw, "chest": chest[0], "timings": timings}, indent=1))
     print(f"wrote {out}")
     return 0

