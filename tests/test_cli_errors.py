@@ -9,12 +9,13 @@ import matplotlib
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from spinelab.cli import main
+from spinelab.drr import NUM_CLASSES
 from spinelab.methods.multiview.config import MultiViewConfig
 from spinelab.methods.multiview.train import save_model
 from spinelab.nets import ResNetUNet
-from spinelab.drr import NUM_CLASSES
 
 matplotlib.use("Agg")
 
@@ -138,4 +139,14 @@ def test_predict_with_a_file_that_is_not_a_model(tmp_path, capsys):
     ct = write_nifti(tmp_path / "scan.nii.gz", ct_array())
     code, _, err = run(["predict", ct, "--model", fake, "--out", tmp_path / "out"], capsys)
     assert_one_line_error(code, err, "model")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device, words", [("banana", ["unknown device"]), ("cuda:7", ["cuda"])])
+def test_predict_on_a_device_this_machine_lacks(tmp_path, capsys, tiny_model, device, words):
+    ct = write_nifti(tmp_path / "scan.nii.gz", ct_array())
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    code, _, err = run(["predict", ct, "--model", tiny_model, "--device", device, "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, *words)
     assert not (tmp_path / "out").exists()

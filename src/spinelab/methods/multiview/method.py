@@ -37,6 +37,12 @@ class MultiViewMethod(Method):
     @classmethod
     def load(cls, model: str | None = None, device: str = "cpu") -> MultiViewMethod:
         path = Path(model) if model else DEFAULT_MODEL
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise SpinelabError(f"unknown device {device!r} (use cpu or cuda)") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise SpinelabError(f"device {device!r} asked for, but torch sees no CUDA GPU on this machine")
         if not path.exists():
             raise SpinelabError(f"{path}: model file not found (train one with 'spinelab train' or pass --model)")
         try:

@@ -29,6 +29,7 @@ def rendering_volume(ct: CTVolume, config: MultiViewConfig) -> CTVolume:
 
 def make_views(volume: CTVolume, config: MultiViewConfig, k: int | None = None, start_angle: float = 0.0,
                center_shift=None) -> list[ConeBeamView]:
+    """K views around the volume centre (plus ``center_shift`` mm), at ``pixel_mm`` unless the volume needs more."""
     shape = (config.detector_rows, config.detector_cols)
     k = config.views if k is None else k
     common = dict(k=k, source_to_isocenter=config.source_to_isocenter,
