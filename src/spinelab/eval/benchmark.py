@@ -101,7 +101,6 @@ def time_stages(method: MultiViewMethod, shape=(512, 512, 400), spacing=(0.7, 0.
 
 
 def real_chest(method: MultiViewMethod, qc_path: Path) -> tuple[dict, str]:
-    from spinelab.api import write_outputs
     from spinelab.examples import example
     from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
     from spinelab.io.volume import read_ct, read_label_map
