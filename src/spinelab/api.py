@@ -12,20 +12,8 @@ from tqdm import tqdm
 
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
-from spinelab.io.volume import CTVolume, read_ct
+from spinelab.io.volume import CTVolume, read_ct, scan_id
 from spinelab.methods import DEFAULT_METHOD, Prediction, load_method
-
-CT_SUFFIXES = ("_ct.nii.gz", "_ct.nii", ".nii.gz", ".nii")
-
-
-def case_id(path: str | Path) -> str:
-    """Name outputs after the scan: 'sub-01_ct.nii.gz' -> 'sub-01'; a DICOM folder by its name."""
-    name = Path(path).name
-    for suffix in CT_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
 
 def output_paths(out: Path, case: str) -> dict[str, Path]:
     return {"verse": out / f"{case}_ctd.json", "slicer": out / f"{case}.mrk.json", "qc": out / f"{case}_qc.png"}
@@ -65,7 +53,7 @@ def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, mo
     result = BatchResult()
     bar = tqdm(cts, desc="predict", unit="scan", disable=not progress, file=sys.stderr)
     for path in bar:
-        case = case_id(path)
+        case = scan_id(path)
         bar.set_postfix_str(case)
         try:
             ct = read_ct(path)

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spinelab.io.volume import NIFTI_SUFFIXES
+from spinelab.io.volume import nifti_stem
 
 
 def default_output(ct_path: Path) -> Path:
     """``<CT name without .nii/.nii.gz>_qc.png`` in the current folder (a DICOM folder keeps its name)."""
-    name = ct_path.name
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return Path.cwd() / f"{name}_qc.png"
+    return Path.cwd() / f"{nifti_stem(ct_path)}_qc.png"
 
 
 def _centroids_on(path: str | None, ct):

@@ -23,9 +23,8 @@ import numpy as np
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.formats import read_centroids, write_centroids
-from spinelab.io.volume import CTVolume, read_ct, read_label_map, write_nifti
+from spinelab.io.volume import NIFTI_SUFFIXES, CTVolume, read_ct, read_label_map, scan_id, write_nifti
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: Names of centroid files next to a scan ``<base>``, most specific first.
 CENTROID_SUFFIXES = ("_seg-subreg_ctd.json", "_seg-vb_ctd.json", "_ctd.json", "_iso-ctd.json")
 MASK_SUFFIXES = ("_seg-vert_msk.nii.gz", "_seg-vert_msk.nii", "_seg.nii.gz", "_seg.nii")
@@ -52,13 +51,6 @@ class Case:
         return ct, centroids, mask
 
 
-def _stem(path: Path) -> str:
-    for suffix in NIFTI_SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.stem
-
-
 def _first_existing(folder: Path, base: str, suffixes) -> Path | None:
     return next((folder / f"{base}{s}" for s in suffixes if (folder / f"{base}{s}").is_file()), None)
 
@@ -72,7 +64,7 @@ def _niftis(folder: Path) -> list[Path]:
 
 
 def _verse_case(ct_path: Path, annotations: Path) -> Case | None:
-    case_id = _stem(ct_path).removesuffix("_ct")
+    case_id = scan_id(ct_path)
     centroids = _first_existing(annotations, case_id, CENTROID_SUFFIXES)
     if centroids is None:
         return None

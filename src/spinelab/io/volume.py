@@ -21,7 +21,22 @@ from scipy import ndimage
 
 from spinelab.errors import SpinelabError
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def nifti_stem(path: str | Path) -> str:
+    """File name without .nii/.nii.gz (any case); other names, such as a DICOM folder's, stay whole."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def scan_id(path: str | Path) -> str:
+    """Case name of a CT file: 'sub-01_ct.nii.gz' -> 'sub-01' (the VerSe '_ct' suffix dropped)."""
+    stem = nifti_stem(path)
+    return stem.removesuffix("_ct") if stem != Path(path).name else stem
 
 
 @dataclass

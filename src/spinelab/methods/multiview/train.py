@@ -150,14 +150,18 @@ def train_network(task: str, cache, config: MultiViewConfig, out: Path, iteratio
     return model.eval()
 
 
+def _half(state: dict) -> dict:
+    return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
+
+
 def save_model(path: str | Path, localizer: ResNetUNet, identifier: ResNetUNet, config: MultiViewConfig,
                meta: dict | None = None) -> Path:
     """One file with both networks in float16 (half the size; inference casts back to float32)."""
     payload = {
         "format": "spinelab-multiview-1",
         "config": config.to_dict(),
-        "localizer": {k: v.half() if v.is_floating_point() else v for k, v in localizer.state_dict().items()},
-        "identifier": {k: v.half() if v.is_floating_point() else v for k, v in identifier.state_dict().items()},
+        "localizer": _half(localizer.state_dict()),
+        "identifier": _half(identifier.state_dict()),
         "meta": json.loads(json.dumps(meta or {})),
     }
     with atomic_path(path) as tmp:
