@@ -117,7 +117,8 @@ def test_evaluate_with_missing_ground_truth(tmp_path, capsys):
 
 @pytest.fixture
 def tiny_model(tmp_path):
-    config = MultiViewConfig(views=4, detector_rows=64, detector_cols=32, pixel_mm=4.0, depth=18, width=0.25)
+    config = MultiViewConfig(views=4, detector_rows=64, detector_cols=32, pixel_mm=4.0, depth=18, width=0.25,
+                             identifier_scale=1)
     return save_model(tmp_path / "tiny.pt", ResNetUNet(1, 18, 0.25), ResNetUNet(NUM_CLASSES, 18, 0.25), config)
 
 

@@ -71,3 +71,13 @@ def test_identify_votes_down_views_with_a_broken_sequence():
     assert names(labels) == truth
     assert np.allclose(confidence, weighted_vote(stack, losses).max(axis=1))
     assert identify([], view_probabilities, losses)[0].size == 0
+
+
+def test_a_missed_vertebra_leaves_a_gap_instead_of_shifting_labels():
+    observed = rows(["C1", "C2", "C4", "C5", "C6"])  # C3 was not detected
+    assert names(correct_sequence(observed)) != ["C1", "C2", "C4", "C5", "C6"]  # eq. 1 alone must shift some
+    assert names(correct_sequence(observed, gap_penalty=0.5)) == ["C1", "C2", "C4", "C5", "C6"]
+    # A gap is no way around a single wrong label, and a full run needs none.
+    assert names(correct_sequence(rows(["T10", "T11", "L3", "L1", "L2"]), gap_penalty=0.5)) == \
+        ["T10", "T11", "T12", "L1", "L2"]
+    assert names(correct_sequence(rows(["T11", "T12", "L1", "L2"]), gap_penalty=0.5)) == ["T11", "T12", "L1", "L2"]

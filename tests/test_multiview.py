@@ -16,7 +16,7 @@ from spinelab.methods.multiview.method import MultiViewMethod
 from spinelab.methods.multiview.views import make_views, rendering_volume
 from spinelab.nets import ResNetUNet
 
-TEST_CONFIG = MultiViewConfig(views=6, detector_rows=96, detector_cols=64, pixel_mm=3.0, content_radius_mm=60.0,
+TEST_CONFIG = MultiViewConfig(views=6, detector_rows=128, detector_cols=64, pixel_mm=3.0, content_radius_mm=60.0,
                               depth=18, width=0.25)
 
 
@@ -151,3 +151,67 @@ def test_more_candidates_than_a_spine_has_keeps_the_best_supported():
     centroids, details = method.decode(np.stack(heatmaps), torch.stack(probabilities), views)
     assert len(centroids) == NUM_CLASSES - 1
     assert len(set(centroids.labels.tolist())) == len(centroids)
+
+
+class Replay(torch.nn.Module):
+    """A stand-in network that returns fixed outputs, checking the input size it is given."""
+
+    def __init__(self, outputs: torch.Tensor):
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, x):
+        assert x.shape[-2:] == self.outputs.shape[-2:]
+        return self.outputs
+
+
+def test_identifier_targets_on_the_pooled_grid_read_back_at_the_detector_points():
+    """Training draws class squares on the pooled grid; inference upsamples to detector pixels: same labels."""
+    from spinelab.losses.sequence import probability_matrix
+    from spinelab.methods.multiview.data import DRRDataset, render_training_case
+
+    ct, truth = phantom(("P", "I", "R"))
+    sample = render_training_case(ct.canonical(), truth, TEST_CONFIG, 2, np.random.default_rng(0))
+    image, _, classes = DRRDataset([sample], TEST_CONFIG, augment=False)[0]
+    scale = TEST_CONFIG.identifier_scale
+    assert scale == 2 and classes.shape == (image.shape[1] // scale, image.shape[2] // scale)
+    logits = 20.0 * torch.nn.functional.one_hot(classes, NUM_CLASSES).permute(2, 0, 1)[None].float()
+    method = MultiViewMethod(Replay(torch.zeros(1, 1, *image.shape[1:])), Replay(logits), TEST_CONFIG)
+    _, probabilities = method.run_networks(image.numpy())
+    rows = probability_matrix(probabilities[0], sample["points"][0], 4.0 / TEST_CONFIG.pixel_mm)
+    assert rows.argmax(dim=1).tolist() == [class_index(label) - 1 for label in truth.labels]
+
+
+def test_a_detector_the_pooled_identifier_cannot_take_is_refused():
+    from spinelab.errors import SpinelabError
+
+    with pytest.raises(SpinelabError, match="multiple of 64"):
+        MultiViewConfig(detector_rows=96, detector_cols=64, identifier_scale=2)
+    assert MultiViewConfig(detector_rows=96, detector_cols=64, identifier_scale=1).detector_rows == 96
+
+
+def test_identification_loss_pushes_a_shifted_run_of_labels_toward_the_truth():
+    """Regression: the Sequence Loss rewards any consecutive run, so it must not outweigh the squares' cross-entropy.
+
+    A network fairly sure that L1..L5, S are T7..T12 (consecutive, hence a low Sequence Loss) must
+    be told to lower T7..T12 and raise L1..S in every square. With background-weighted
+    cross-entropy the Sequence Loss reinforced the wrong run instead.
+    """
+    from spinelab.methods.multiview.train import identification_loss
+
+    truth = [class_index(label) for label in (20, 21, 22, 23, 24, 26)]  # L1..L5, sacrum
+    shifted = [class_index(label) for label in (14, 15, 16, 17, 18, 19)]  # T7..T12
+    classes = torch.zeros(1, 96, 32, dtype=torch.long)
+    logits = torch.zeros(1, NUM_CLASSES, 96, 32)
+    logits[:, 0] = 5.0
+    for i, (true_class, wrong_class) in enumerate(zip(truth, shifted)):
+        rows = slice(10 + 14 * i, 16 + 14 * i)
+        classes[0, rows, 13:19] = true_class
+        logits[0, :, rows, 13:19] = 0.0
+        logits[0, wrong_class, rows, 13:19] = 3.0
+    logits.requires_grad_()
+    identification_loss(logits, classes, MultiViewConfig()).backward()
+    for true_class, wrong_class in zip(truth, shifted):
+        square = classes[0] == true_class
+        assert logits.grad[0, true_class][square].sum() < 0  # descent raises the true class
+        assert logits.grad[0, wrong_class][square].sum() > 0  # and lowers the shifted one

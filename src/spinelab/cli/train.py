@@ -21,6 +21,9 @@ def register(sub) -> None:
     add_data_arguments(parser)
     parser.add_argument("--encoder", help="SimSiam-pretrained encoder from 'spinelab pretrain' (default: none)")
     parser.add_argument("--iterations", type=int, default=1500, help="iterations per network")
+    parser.add_argument("--identifier-iterations", type=int, help="iterations of the identifier (default: --iterations)")
+    parser.add_argument("--identifier-scale", type=int, default=2,
+                        help="the identifier sees DRRs average-pooled by this factor (1 = full resolution)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--sequence-loss-weight", type=float, default=1.0, help="gamma; 0 trains with CE only")
@@ -32,10 +35,12 @@ def run(args) -> int:
     from spinelab.methods.multiview.config import MultiViewConfig
     from spinelab.methods.multiview.train import train_model
 
-    config = MultiViewConfig(depth=args.depth, width=args.width, sequence_loss_weight=args.sequence_loss_weight)
+    config = MultiViewConfig(depth=args.depth, width=args.width, sequence_loss_weight=args.sequence_loss_weight,
+                             identifier_scale=args.identifier_scale)
     path = train_model(
         data=args.data, out=Path(args.out), config=config, encoder=args.encoder,
         views_per_case=args.views_per_case, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, model_out=args.model_out)
+        seed=args.seed, device=args.device, model_out=args.model_out,
+        identifier_iterations=args.identifier_iterations)
     print(f"model written to {path}")
     return 0

@@ -168,8 +168,9 @@ def write_report(path: Path, heldout: dict[str, DatasetMetrics], heldout_data: s
         f"{os.cpu_count()} CPU threads, torch {torch.__version__}). Every number below was measured by that run.",
         "",
         f"Model: {model_name} (trained on `{model_meta.get('data', '?')}`: {model_meta.get('training_cases', '?')} "
-        f"synthetic CTs, {model_meta.get('iterations', '?')} iterations per network, pretrained encoder: "
-        f"{model_meta.get('pretrained_encoder', '?')}).",
+        f"synthetic CTs, {model_meta.get('iterations', '?')} localizer and "
+        f"{model_meta.get('identifier_iterations', model_meta.get('iterations', '?'))} identifier iterations, "
+        f"pretrained encoder: {model_meta.get('pretrained_encoder', '?')}).",
         "",
         f"## Held-out synthetic scans ({n_scans} scans from `{heldout_data}`)",
         "",

@@ -61,11 +61,12 @@ def _skip_masks(columns: int, skippable: Sequence[int], device) -> tuple[torch.T
 
 
 def _accumulate(probabilities: torch.Tensor, alpha: float, beta: float, skippable: Sequence[int],
-                restart: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                restart: bool, gap_penalty: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 1 over (..., n, c); returns OPT and, per cell, how many columns the best path stepped (1 or 2).
 
     ``restart=True`` lets a path start at the first column on any row (the paper's ``j = 1`` case);
     ``False`` keeps only paths that start on the first row, as a label sequence must.
+    ``gap_penalty`` also lets a path step over any one column at that cost (a missed vertebra).
     """
     columns = probabilities.shape[-1]
     from_two_back, to_two_ahead = _skip_masks(columns, skippable, probabilities.device)
@@ -79,7 +80,8 @@ def _accumulate(probabilities: torch.Tensor, alpha: float, beta: float, skippabl
     first_column = torch.arange(columns, device=probabilities.device) == 0
     for i in range(1, probabilities.shape[-2]):
         one_back = _shift(rows[-1], 1)
-        two_back = torch.where(from_two_back, _shift(rows[-1], 2), -torch.inf)
+        missed = -torch.inf if gap_penalty is None else _shift(rows[-1], 2) - gap_penalty
+        two_back = torch.where(from_two_back, _shift(rows[-1], 2), missed)
         carried = torch.maximum(one_back, two_back) + gains[..., i, :]
         if restart:
             carried = torch.where(first_column, probabilities[..., i, :], carried)
@@ -130,18 +132,20 @@ def sequence_loss(probabilities, lengths=None, alpha: float = ALPHA, beta: float
 
 
 def best_sequence(scores, alpha: float = ALPHA, beta: float = BETA,
-                  skippable: Sequence[int] = SKIPPABLE_COLUMNS) -> np.ndarray:
+                  skippable: Sequence[int] = SKIPPABLE_COLUMNS, gap_penalty: float | None = None) -> np.ndarray:
     """Columns (n,) of the consecutive class sequence with the highest OPT (eq. 1) for ``scores`` (n, c).
 
     Only complete paths count (every row gets a class, one step down per row, skippable columns
     optional); the path ends at the argmax of the last row, as in the paper's label correction.
+    With ``gap_penalty`` a path may also step over one class at that cost, so a vertebra that
+    detection missed does not shift every label on one side of it.
     """
     scores = _as_matrix(scores).detach().double()
     if scores.ndim != 2:
         raise SpinelabError("best_sequence takes one (n, c) matrix")
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
-    opt, steps = _accumulate(scores, alpha, beta, skippable, restart=False)
+    opt, steps = _accumulate(scores, alpha, beta, skippable, restart=False, gap_penalty=gap_penalty)
     if not torch.isfinite(opt[-1]).any():
         raise SpinelabError(f"{len(scores)} vertebrae cannot be labelled with {scores.shape[1]} consecutive classes")
     columns = [int(opt[-1].argmax())]

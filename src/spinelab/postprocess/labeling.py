@@ -66,25 +66,28 @@ def weighted_vote(probabilities, sequence_losses, present=None) -> np.ndarray:
     return np.einsum("kn,knc->nc", weights, probabilities)
 
 
-def correct_sequence(scores, alpha: float = ALPHA, beta: float = BETA) -> np.ndarray:
+def correct_sequence(scores, alpha: float = ALPHA, beta: float = BETA, gap_penalty: float | None = None) -> np.ndarray:
     """VerSe labels (n,) of vertebrae sorted superior -> inferior, from a voted matrix (n, c).
 
     ``c`` must be the vocabulary of ``spinelab.drr.targets`` (no background column). The labels
     form the best consecutive run under eq. 1; after T12 comes T13 or L1, after L5 L6 or the sacrum.
+    With ``gap_penalty`` the run may skip one vertebra at that cost (one the detection missed).
     """
-    return _labels(best_sequence(scores, alpha, beta))
+    return _labels(best_sequence(scores, alpha, beta, gap_penalty=gap_penalty))
 
 
 def _labels(columns) -> np.ndarray:
     return np.array([label_of_class(column + 1) for column in columns], dtype=np.int64)
 
 
-def identify(fused: list[FusedVertebra], view_probabilities, view_losses) -> tuple[np.ndarray, np.ndarray]:
+def identify(fused: list[FusedVertebra], view_probabilities, view_losses,
+             gap_penalty: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels and confidences (n,) for fused vertebrae (sorted superior -> inferior).
 
     ``view_probabilities[k]`` (m_k, c) holds view k's probability rows for its own detections (the
     ones ``fuse_views`` indexed) and ``view_losses[k]`` its Sequence Loss. The confidence of a
-    vertebra is the voted probability of the label it received.
+    vertebra is the voted probability of the label it received. ``gap_penalty`` lets the label
+    sequence skip one class where the votes say a vertebra between two detections was missed.
     """
     if len(view_probabilities) != len(view_losses):
         raise SpinelabError(f"{len(view_probabilities)} probability matrices for {len(view_losses)} views")
@@ -98,5 +101,5 @@ def identify(fused: list[FusedVertebra], view_probabilities, view_losses) -> tup
             stack[view, row] = np.asarray(view_probabilities[view])[detection]
             present[view, row] = True
     voted = weighted_vote(stack, view_losses, present)
-    columns = best_sequence(voted)
+    columns = best_sequence(voted, gap_penalty=gap_penalty)
     return _labels(columns), voted[np.arange(len(fused)), columns]

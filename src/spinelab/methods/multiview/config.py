@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from spinelab.errors import SpinelabError
+
 
 @dataclass
 class MultiViewConfig:
     views: int = 10  # K: DRRs every 360/K degrees around the long axis
     source_to_isocenter: float = 500.0  # mm, as in the paper
     source_to_detector: float = 1000.0  # mm
-    detector_rows: int = 384  # detector pixels along the long axis (multiple of 32 for the U-Net)
+    detector_rows: int = 384  # detector pixels along the long axis (U-Nets: multiple of 32 x identifier_scale)
     detector_cols: int = 192  # detector pixels across
     pixel_mm: float = 1.8  # detector pixel size at the isocentre; grows only for very tall volumes
     content_radius_mm: float = 150.0  # half-width around the long axis that every view must show
@@ -25,8 +27,16 @@ class MultiViewConfig:
     min_view_fraction: float = 0.4  # a vertebra must be found in at least this share of the views
     depth: int = 18  # ResNet depth of both U-Net encoders (paper: 50)
     width: float = 0.5  # ResNet width factor (1.0 = standard widths)
+    identifier_scale: int = 2  # the identification U-Net sees DRRs average-pooled by this (3.6 mm pixels)
     sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy
     weighted_voting: bool = True  # weight each view's vote by 1 - its Sequence Loss
+    missed_vertebra_penalty: float | None = 0.5  # label sequence may skip a class at this cost (None: never)
+
+    def __post_init__(self):
+        multiple = 32 * self.identifier_scale  # five stride-2 stages after the identifier's pooling
+        if self.identifier_scale < 1 or self.detector_rows % multiple or self.detector_cols % multiple:
+            raise SpinelabError(f"detector {self.detector_rows}x{self.detector_cols} must be a multiple of "
+                                f"{multiple} (32 x identifier scale {self.identifier_scale}) in both directions")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,4 +44,5 @@ class MultiViewConfig:
     @classmethod
     def from_dict(cls, values: dict) -> MultiViewConfig:
         known = {f.name for f in fields(cls)}
+        values = {"identifier_scale": 1, **values}  # files from before the pooled identifier ran at full size
         return cls(**{key: value for key, value in values.items() if key in known})

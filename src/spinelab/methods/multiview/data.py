@@ -82,7 +82,7 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class DRRDataset(torch.utils.data.Dataset):
-    """One item per cached view: image (1, H, W), heatmap (1, H, W), class map (H, W)."""
+    """One item per cached view: image (1, H, W), heatmap (1, H, W), class map (H, W) / identifier_scale."""
 
     def __init__(self, cache: list[dict[str, np.ndarray]], config: MultiViewConfig, augment: bool = True,
                  seed: int = 0):
@@ -108,7 +108,11 @@ class DRRDataset(torch.utils.data.Dataset):
                 points[:, 0] = width - 1 - points[:, 0]
         pixel_mm = float(case["pixel_mm"][view])
         heatmap = heatmap_targets(points, (height, width), self.config.heatmap_sigma_mm / pixel_mm)
-        classes = identification_targets(points, labels, (height, width), pixel_mm, self.config.square_mm)
+        # The identifier works on the image pooled by ``scale``: pooled pixel j is centred on pixel
+        # scale * j + (scale - 1) / 2, so its targets are drawn on that coarser grid.
+        scale = self.config.identifier_scale
+        classes = identification_targets((points - (scale - 1) / 2) / scale, labels,
+                                         (height // scale, width // scale), pixel_mm * scale, self.config.square_mm)
         return image, heatmap, classes
 
     def __getitem__(self, index: int):

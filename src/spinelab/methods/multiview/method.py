@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from spinelab.drr import NUM_CLASSES, VERTEBRA_CLASSES
 from spinelab.errors import SpinelabError
@@ -64,7 +65,10 @@ class MultiViewMethod(Method):
         batch = torch.from_numpy(images.astype(np.float32))[:, None].to(self.device)
         with torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16):
             heatmaps = self.localizer(batch)[:, 0].float()
-            probabilities = self.identifier(batch).float().softmax(dim=1)
+            logits = self.identifier(F.avg_pool2d(batch, self.config.identifier_scale)).float()
+        # Back to detector pixels (pooled pixel centres map back exactly with align_corners=False).
+        probabilities = F.interpolate(logits.softmax(dim=1), size=batch.shape[-2:], mode="bilinear",
+                                      align_corners=False)
         return heatmaps.cpu().numpy(), probabilities.cpu()
 
     def decode(self, heatmaps: np.ndarray, probabilities: torch.Tensor, views) -> tuple[Centroids, dict]:
@@ -87,7 +91,7 @@ class MultiViewMethod(Method):
                        for vertebra in fused]
             keep = sorted(sorted(range(len(fused)), key=lambda i: support[i])[-len(VERTEBRA_CLASSES):])
             fused = [fused[i] for i in keep]
-        labels, confidence = identify(fused, matrices, losses)
+        labels, confidence = identify(fused, matrices, losses, config.missed_vertebra_penalty)
         centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
         details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused]}
         return centroids, details
