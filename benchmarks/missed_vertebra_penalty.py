@@ -1,8 +1,8 @@
 """Choose the multi-view label correction's ``missed_vertebra_penalty`` on a validation set.
 
 The held-out set of docs/BENCHMARKS.md must not pick settings, so the penalty is chosen on a
-separate synthetic validation set. The networks run once per scan; only the final dynamic
-programme changes between the rows. Run::
+separate synthetic validation set. Only the final dynamic programme changes between the rows,
+so the networks run once per scan. Run::
 
     spinelab synth --n 30 --seed 2000 --out runs/validation --workers 2
     python benchmarks/missed_vertebra_penalty.py runs/validation    # about 2 minutes on 2 cores
@@ -13,33 +13,23 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from tqdm import tqdm
-
-from spinelab.eval.metrics import evaluate_dataset
-from spinelab.io.datasets import find_cases
+from spinelab.eval.benchmark import evaluate_runs
 from spinelab.methods.multiview.method import MultiViewMethod
-from spinelab.methods.multiview.views import make_views, render_normalized, rendering_volume
 
 PENALTIES = (None, 0.2, 0.35, 0.5, 0.8)
 
 
 def main(data: str) -> None:
     method = MultiViewMethod.load()
-    variants = {penalty: MultiViewMethod(method.localizer, method.identifier,
-                                         dataclasses.replace(method.config, missed_vertebra_penalty=penalty))
-                for penalty in PENALTIES}
-    pairs = {penalty: {} for penalty in PENALTIES}
-    for case in tqdm(find_cases(data), desc="validation scans", unit="scan"):
-        ct, truth, _ = case.load()
-        volume = rendering_volume(ct.canonical(), method.config)
-        views = make_views(volume, method.config)
-        heatmaps, probabilities = method.run_networks(render_normalized(volume, views))
-        for penalty, variant in variants.items():
-            pairs[penalty][case.case_id] = (variant.decode(heatmaps, probabilities, views)[0], truth)
+    runs = {penalty: (MultiViewMethod(method.localizer, method.identifier,
+                                      dataclasses.replace(method.config, missed_vertebra_penalty=penalty)),
+                      method.config.views)
+            for penalty in PENALTIES}
+    results = evaluate_runs(data, runs)
     print("| missed_vertebra_penalty | VerSe id-rate | CSI id-rate | cervical | thoracic | lumbar |")
     print("|---|---|---|---|---|---|")
     for penalty in PENALTIES:
-        metrics = evaluate_dataset(pairs[penalty])
+        metrics = results[penalty]
         regions = metrics.by_region()
         cells = [metrics.overall.verse_id_rate, metrics.overall.csi_id_rate,
                  *(regions[name].verse_id_rate if name in regions else None

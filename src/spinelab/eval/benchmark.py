@@ -50,24 +50,37 @@ def _variant(method: MultiViewMethod, views: int, weighted_voting: bool) -> Mult
 def evaluate_heldout(data: str | Path, models: dict[str, MultiViewMethod], limit: int | None = None,
                      progress: bool = True) -> dict[str, DatasetMetrics]:
     """Metrics keyed 'K=5', 'K=10', 'K=20' (default model) and by ablation row."""
-    cases = find_cases(data)[:limit]
     default = models["default"]
     runs = {f"K={k}": (_variant(default, k, True), k) for k in VIEW_COUNTS}
     for row, key, weighted in ABLATION_STEPS:
         if key in models:
             runs[row] = (_variant(models[key], default.config.views, weighted), default.config.views)
+    return evaluate_runs(data, runs, limit, progress)
+
+
+def evaluate_runs(data: str | Path, runs: dict[str, tuple[MultiViewMethod, int]], limit: int | None = None,
+                  progress: bool = True) -> dict[str, DatasetMetrics]:
+    """Metrics per named run (a method and its K) on a VerSe-layout dataset.
+
+    Each scan's DRRs are rendered once per K, and the networks run once per K and pair of
+    networks: runs that share them differ only in decoding (voting, label correction).
+    """
+    cases = find_cases(data)[:limit]
+    rendering_config = next(iter(runs.values()))[0].config
     pairs: dict[str, dict] = {name: {} for name in runs}
-    for case in tqdm(cases, desc="held-out scans", unit="scan", disable=not progress, file=sys.stderr):
+    for case in tqdm(cases, desc="scans", unit="scan", disable=not progress, file=sys.stderr):
         ct, truth, _ = case.load()
-        volume = rendering_volume(ct.canonical(), default.config)
-        rendered = {}
+        volume = rendering_volume(ct.canonical(), rendering_config)
+        rendered, outputs = {}, {}
         for name, (method, k) in runs.items():
             if k not in rendered:
                 views = make_views(volume, method.config)
                 rendered[k] = (views, render_normalized(volume, views))
             views, images = rendered[k]
-            heatmaps, probabilities = method.run_networks(images)
-            centroids, _ = method.decode(heatmaps, probabilities, views)
+            networks = (id(method.localizer), id(method.identifier), k)
+            if networks not in outputs:
+                outputs[networks] = method.run_networks(images)
+            centroids, _ = method.decode(*outputs[networks], views)
             pairs[name][case.case_id] = (centroids, truth)
     return {name: evaluate_dataset(scan_pairs) for name, scan_pairs in pairs.items()}
 
