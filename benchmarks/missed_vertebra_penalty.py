@@ -10,21 +10,17 @@ so the networks run once per scan. Run::
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
-from spinelab.eval.benchmark import evaluate_runs
-from spinelab.methods.multiview.method import MultiViewMethod
+from spinelab.methods import load_method
+from spinelab.methods.multiview.ablation import evaluate_runs, variant
 
 PENALTIES = (None, 0.2, 0.35, 0.5, 0.8)
 
 
 def main(data: str) -> None:
-    method = MultiViewMethod.load()
-    runs = {penalty: (MultiViewMethod(method.localizer, method.identifier,
-                                      dataclasses.replace(method.config, missed_vertebra_penalty=penalty)),
-                      method.config.views)
-            for penalty in PENALTIES}
+    method = load_method("multiview")
+    runs = {penalty: variant(method, missed_vertebra_penalty=penalty) for penalty in PENALTIES}
     results = evaluate_runs(data, runs)
     print("| missed_vertebra_penalty | VerSe id-rate | CSI id-rate | cervical | thoracic | lumbar |")
     print("|---|---|---|---|---|---|")

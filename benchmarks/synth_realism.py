@@ -33,7 +33,7 @@ from spinelab.examples import example  # noqa: E402
 from spinelab.io.files import atomic_path, write_text  # noqa: E402
 from spinelab.io.formats import read_centroids  # noqa: E402
 from spinelab.io.labelmap import centroids_from_label_map  # noqa: E402
-from spinelab.io.volume import read_ct, read_label_map  # noqa: E402
+from spinelab.io.images import read_ct, read_label_map  # noqa: E402
 from spinelab.synth import SynthOptions, generate_case, kernels, shape_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

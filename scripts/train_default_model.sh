@@ -10,8 +10,8 @@ TRAIN=(--iterations 1800 --identifier-iterations 6000 --batch-size 8 --seed 0 --
 
 spinelab synth --n 600 --out "$RUN/synth" --seed 1 --spacing 2 2 2 --workers 2
 spinelab synth --n 60 --out "$RUN/heldout" --seed 1000
-spinelab pretrain --data "$RUN/synth" --out "$RUN" --iterations 300 --batch-size 16 --seed 0 --device "$DEVICE"
-spinelab train --data "$RUN/synth" --out "$RUN" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
+spinelab pretrain --method multiview --data "$RUN/synth" --out "$RUN" --iterations 300 --batch-size 16 --seed 0 --device "$DEVICE"
+spinelab train --method multiview --data "$RUN/synth" --out "$RUN" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
     --model-out src/spinelab/models/multiview.pt
 
 ABLATION_MODELS=()
@@ -23,10 +23,10 @@ if [ "${ABLATION:-0}" = 1 ]; then
         ln -sfn "$(cd "$RUN" && pwd)/drr_cache" "$RUN/ablation_$variant/drr_cache"
         cp "$RUN/localizer.ckpt" "$RUN/ablation_$variant/localizer.ckpt"
     done
-    spinelab train --data "$RUN/synth" --out "$RUN/ablation_baseline" "${TRAIN[@]}" --sequence-loss-weight 0 \
+    spinelab train --method multiview --data "$RUN/synth" --out "$RUN/ablation_baseline" "${TRAIN[@]}" --sequence-loss-weight 0 \
         --model-out "$RUN/ablation_baseline/model.pt"
-    spinelab train --data "$RUN/synth" --out "$RUN/ablation_pretrained" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
+    spinelab train --method multiview --data "$RUN/synth" --out "$RUN/ablation_pretrained" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
         --sequence-loss-weight 0 --model-out "$RUN/ablation_pretrained/model.pt"
-    ABLATION_MODELS=(--baseline "$RUN/ablation_baseline/model.pt" --pretrained "$RUN/ablation_pretrained/model.pt")
+    ABLATION_MODELS=(--variant "baseline=$RUN/ablation_baseline/model.pt" --variant "pretrained=$RUN/ablation_pretrained/model.pt")
 fi
-spinelab benchmark --heldout "$RUN/heldout" "${ABLATION_MODELS[@]}" --out docs/BENCHMARKS.md
+spinelab benchmark --heldout "$RUN/heldout" --methods multiview "${ABLATION_MODELS[@]}" --out docs/BENCHMARKS.md

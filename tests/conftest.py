@@ -35,3 +35,13 @@ def chest_example() -> dict[str, Path]:
 def tptbox_example() -> dict[str, Path]:
     """TPTBox's lumbar CT crop with VerSe-numbered vertebra and subregion masks."""
     return _example("tptbox")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """Two synthetic thoracolumbar CTs at test resolution (2-4 mm voxels) in the VerSe layout."""
+    from spinelab.synth import SynthOptions, generate_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, 2, seed=5, options=SynthOptions(resolution="test", fov="thoracolumbar"), progress=False)
+    return root

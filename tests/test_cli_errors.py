@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from spinelab.cli import main
-from spinelab.drr import NUM_CLASSES
 from spinelab.methods.multiview.config import MultiViewConfig
 from spinelab.methods.multiview.train import save_model
 from spinelab.nets import ResNetUNet
+from spinelab.vertebrae import NUM_CLASSES
 
 matplotlib.use("Agg")
 

@@ -7,7 +7,8 @@ from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.datasets import Case, csi2014_cases, find_cases, verse_cases, write_verse_case
 from spinelab.io.formats import write_centroids
-from spinelab.io.volume import CTVolume, write_nifti
+from spinelab.io.images import write_nifti
+from spinelab.io.volume import CTVolume
 
 SHAPE = (24, 20, 16)
 AFFINE = np.array([[0.0, 0.0, 2.0, -40.0],  # axes point P, I, R as in VerSe'19 files

@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from spinelab.errors import SpinelabError
 from spinelab.io.dicom import read_dicom_series
-from spinelab.io.volume import read_ct
+from spinelab.io.images import read_ct
 
 ROWS, COLUMNS = 16, 12
 PIXEL_SPACING = (0.8, 0.6)  # DICOM order: between rows, between columns

@@ -3,11 +3,14 @@ import pytest
 import torch
 
 from spinelab import vertebrae
-from spinelab.drr import (MU_WATER, NUM_CLASSES, class_index, heatmap_targets, identification_targets,
-                          label_of_class, normalize_drr, render_drr, render_drr_torch, render_views)
 from spinelab.errors import SpinelabError
-from spinelab.geometry import circular_views
 from spinelab.io.volume import CTVolume
+from spinelab.methods.multiview.projection import circular_views
+from spinelab.methods.multiview.render import (MU_WATER, normalize_drr, render_drr, render_drr_torch,
+                                               render_views)
+from spinelab.methods.multiview.targets import identification_targets
+from spinelab.targets import gaussian_heatmap
+from spinelab.vertebrae import NUM_CLASSES, class_index, label_of_class
 
 BONE_HU = 1000.0  # mu = 2 * MU_WATER
 
@@ -91,7 +94,7 @@ def test_torch_renderer_agrees_with_the_numba_renderer():
     volume.array[5:20, 10:30, 5:35] = np.random.default_rng(1).uniform(-200, 1500, (15, 20, 30))
     views = circular_views(volume.to_world([14.5, 17.5, 19.5]), [0, 0, 1], k=3, extent_mm=90.0, detector_shape=(32, 24))
     numba_images = render_views(volume, views)
-    torch_images = render_drr_torch(torch.from_numpy(volume.array), volume.affine, views, max_samples=20000).numpy()
+    torch_images = render_drr_torch(volume, views, max_samples=20000).numpy()
     assert torch_images.shape == numba_images.shape
     assert np.abs(torch_images - numba_images).max() / numba_images.max() < 1e-2
 
@@ -113,7 +116,7 @@ def test_normalize_drr_is_a_deterministic_scale_free_map_to_unit_range():
 
 
 def test_heatmaps_peak_at_the_points_and_take_the_maximum_of_neighbours():
-    heatmap = heatmap_targets([[10, 20], [14, 20], [40, 5]], (32, 48), sigma_px=2.0)
+    heatmap = gaussian_heatmap(np.array([[10, 20], [14, 20], [40, 5]])[:, ::-1], (32, 48), 2.0)
     assert heatmap.shape == (32, 48) and heatmap.dtype == np.float32
     assert heatmap[20, 10] == pytest.approx(1.0) and heatmap[5, 40] == pytest.approx(1.0)
     assert heatmap[20, 12] == pytest.approx(np.exp(-0.5))  # midway: one Gaussian, not the sum of two

@@ -10,7 +10,8 @@ from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.formats import (centroids_from_landmarks, detect_format, read_centroids, read_landmarks_table,
                                  read_vid_keypoints, write_centroids)
-from spinelab.io.volume import CTVolume, read_label_map
+from spinelab.io.images import read_label_map
+from spinelab.io.volume import CTVolume
 
 
 def rotation(axis, degrees) -> np.ndarray:

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from spinelab.errors import SpinelabError
-from spinelab.geometry import circular_views
-from spinelab.postprocess import fuse_views, intersect_rays, ray_distances
+from spinelab.methods.multiview.fusion import fuse_views, intersect_rays, ray_distances
+from spinelab.methods.multiview.projection import circular_views
 
 CENTER = np.array([5.0, -40.0, 300.0])
 VIEWS = circular_views(CENTER, [0, 0, 1], k=10, extent_mm=400.0)  # 1.5625 mm per pixel at the isocentre

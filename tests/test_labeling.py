@@ -1,9 +1,10 @@
 import numpy as np
 
 from spinelab import vertebrae
-from spinelab.drr import class_index
-from spinelab.postprocess import FusedVertebra, correct_sequence, identify, view_sequence_loss, view_weights
-from spinelab.postprocess import weighted_vote
+from spinelab.decoders import consecutive_labels as correct_sequence
+from spinelab.methods.multiview.fusion import FusedVertebra
+from spinelab.methods.multiview.voting import identify, view_sequence_loss, view_weights, weighted_vote
+from spinelab.vertebrae import class_index
 
 
 def rows(names, confidence=0.9):

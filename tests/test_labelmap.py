@@ -6,7 +6,8 @@ from spinelab import vertebrae
 from spinelab.errors import SpinelabError
 from spinelab.io.formats import read_centroids
 from spinelab.io.labelmap import TOTALSEGMENTATOR_TO_VERSE, centroids_from_label_map, vertebra_mask
-from spinelab.io.volume import CTVolume, read_label_map
+from spinelab.io.images import read_label_map
+from spinelab.io.volume import CTVolume
 
 VERSE_CASES = ("sub-verse004", "sub-verse010", "sub-gl003_dir-ax", "sub-gl017")
 

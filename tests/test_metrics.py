@@ -7,11 +7,13 @@ import pytest
 
 from spinelab import vertebrae
 from spinelab.cli import evaluate as evaluate_cli
+from spinelab.eval import pairing
 from spinelab.errors import SpinelabError
 from spinelab.eval.metrics import evaluate_dataset, evaluate_scan
 from spinelab.io.centroids import Centroids
 from spinelab.io.formats import read_centroids, write_centroids
-from spinelab.io.volume import CTVolume, write_nifti
+from spinelab.io.images import write_nifti
+from spinelab.io.volume import CTVolume
 
 L1, L2, L3, T12 = (vertebrae.label(n) for n in ("L1", "L2", "L3", "T12"))
 
@@ -236,20 +238,20 @@ def test_evaluate_refuses_folders_without_a_common_case(tmp_path):
 def test_case_ids_strip_the_centroid_suffix():
     names = ["sub-verse004_seg-subreg_ctd.json", "sub-verse004_ctd.json", "sub-verse004.mrk.json",
              "sub-verse004.csv", "sub-verse004_iso-ctd.json", "sub-verse004.lml"]
-    assert {evaluate_cli.case_id(name) for name in names} == {"sub-verse004"}
+    assert {pairing.case_id(name) for name in names} == {"sub-verse004"}
 
 
 def test_evaluate_reads_the_shared_verse_cases_on_their_masks(tmp_path):
     folder = SHARED_DATA / "verse_masks"
     if not folder.is_dir():
         pytest.skip(f"shared VerSe data not found at {folder}")
-    truths = evaluate_cli.centroid_files(folder)
+    truths = pairing.centroid_files(folder)
     assert sorted(path.name for path in truths.values()) == sorted(p.name for p in folder.glob("*_seg-subreg_ctd.json"))
     assert len(truths) == 4  # the BIDS sidecars (sub-verse004_ct.json) are not centroid files
     for case, path in truths.items():
-        truth = read_centroids(path, reference=evaluate_cli.image_grid(evaluate_cli.case_image(case, folder)))
+        truth = read_centroids(path, reference=pairing.image_grid(pairing.case_image(case, folder)))
         write_centroids(Centroids(truth.labels, truth.world + [0.0, 6.0, 8.0]), tmp_path / f"{case}.csv")
-    metrics, unmatched_pred, unmatched_gt = evaluate_cli.evaluate_paths(tmp_path, folder)
+    metrics, unmatched_pred, unmatched_gt = pairing.evaluate_paths(tmp_path, folder)
     assert sorted(metrics.scans) == sorted(truths)
     assert unmatched_pred == unmatched_gt == []
     assert metrics.overall.verse_id_rate == 1.0

@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from spinelab.drr import NUM_CLASSES, class_index, heatmap_targets, identification_targets
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
+from spinelab.methods.base import Prediction
 from spinelab.methods.multiview.config import MultiViewConfig
 from spinelab.methods.multiview.method import MultiViewMethod
+from spinelab.methods.multiview.targets import identification_targets
 from spinelab.methods.multiview.views import make_views, rendering_volume
 from spinelab.nets import ResNetUNet
+from spinelab.targets import gaussian_heatmap
+from spinelab.vertebrae import NUM_CLASSES, class_index
 
 TEST_CONFIG = MultiViewConfig(views=6, detector_rows=128, detector_cols=64, pixel_mm=3.0, content_radius_mm=60.0,
                               depth=18, width=0.25)
@@ -45,7 +48,7 @@ def ideal_outputs(views, truth: Centroids, config: MultiViewConfig):
     for view in views:
         points = view.project(truth.world)
         pixel_mm = view.pixel_mm_at_isocenter
-        heatmaps.append(heatmap_targets(points, view.shape, config.heatmap_sigma_mm / pixel_mm))
+        heatmaps.append(gaussian_heatmap(np.asarray(points)[:, ::-1], view.shape, config.heatmap_sigma_mm / pixel_mm))
         classes = identification_targets(points, truth.labels, view.shape, pixel_mm, config.square_mm)
         probabilities.append(torch.nn.functional.one_hot(torch.from_numpy(classes), NUM_CLASSES).permute(2, 0, 1))
     return np.stack(heatmaps), torch.stack(probabilities).float()
@@ -62,7 +65,8 @@ class IdealNetworks(MultiViewMethod):
     def predict_canonical(self, ct, timer):
         volume = rendering_volume(ct, self.config)
         views = make_views(volume, self.config)
-        return self.decode(*ideal_outputs(views, self.truth, self.config), views)
+        centroids, details = self.decode(*ideal_outputs(views, self.truth, self.config), views)
+        return Prediction(centroids, details=details)
 
 
 @pytest.mark.parametrize("axcodes", [("R", "A", "S"), ("P", "I", "R"), ("L", "S", "P")])
@@ -84,7 +88,7 @@ def test_decode_survives_a_view_with_wrong_labels_and_a_missing_vertebra():
     # View 0 shifts every label by one class; view 1 misses the first vertebra.
     probabilities[0] = torch.roll(probabilities[0], shifts=1, dims=0)
     first = views[1].project(truth.world[:1])[0]
-    heatmaps[1] = heatmap_targets(views[1].project(truth.world[1:]), views[1].shape,
+    heatmaps[1] = gaussian_heatmap(np.asarray(views[1].project(truth.world[1:]))[:, ::-1], views[1].shape,
                                   config.heatmap_sigma_mm / views[1].pixel_mm_at_isocenter)
     assert np.hypot(*np.subtract(np.argwhere(heatmaps[1] > 0.5)[0][::-1], first)) > 3
     centroids, details = method.decode(heatmaps, probabilities, views)
@@ -96,15 +100,6 @@ def test_decode_survives_a_view_with_wrong_labels_and_a_missing_vertebra():
 def test_class_vocabulary_covers_the_phantom():
     _, truth = phantom()
     assert all(0 < class_index(label) < NUM_CLASSES for label in truth.labels)
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory):
-    from spinelab.synth import SynthOptions, generate_dataset
-
-    root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, 2, seed=5, options=SynthOptions(resolution="test", fov="thoracolumbar"), progress=False)
-    return root
 
 
 def test_tiny_training_run_resumes_and_predicts_the_same_world_centroids_in_any_orientation(tiny_dataset, tmp_path):
@@ -120,8 +115,8 @@ def test_tiny_training_run_resumes_and_predicts_the_same_world_centroids_in_any_
     # A finished run resumes without training again and writes the same model.
     resumed = train_model(tiny_dataset, run, TEST_CONFIG, encoder=str(encoder), views_per_case=3, iterations=3,
                           batch_size=2, progress=False, model_out=str(tmp_path / "again.pt"))
-    assert torch.load(resumed, weights_only=True)["identifier"]["head.0.weight"].equal(
-        torch.load(model, weights_only=True)["identifier"]["head.0.weight"])
+    assert torch.load(resumed, weights_only=True)["networks"]["identifier"]["head.0.weight"].equal(
+        torch.load(model, weights_only=True)["networks"]["identifier"]["head.0.weight"])
 
     method = MultiViewMethod.load(str(model))
     assert method.config.detector_rows == TEST_CONFIG.detector_rows
@@ -145,7 +140,7 @@ def test_more_candidates_than_a_spine_has_keeps_the_best_supported():
     heatmaps, probabilities = [], []
     for view in views:
         points = view.project(points_world)
-        heatmaps.append(heatmap_targets(points, view.shape, 1.0))
+        heatmaps.append(gaussian_heatmap(np.asarray(points)[:, ::-1], view.shape, 1.0))
         probabilities.append(torch.full((NUM_CLASSES, *view.shape), 1.0 / NUM_CLASSES))
     method = IdealNetworks(Centroids.empty(), dataclasses.replace(config, peak_min_distance_mm=4.0))
     centroids, details = method.decode(np.stack(heatmaps), torch.stack(probabilities), views)
@@ -167,7 +162,7 @@ class Replay(torch.nn.Module):
 
 def test_identifier_targets_on_the_pooled_grid_read_back_at_the_detector_points():
     """Training draws class squares on the pooled grid; inference upsamples to detector pixels: same labels."""
-    from spinelab.losses.sequence import probability_matrix
+    from spinelab.methods.multiview.sequence_loss import probability_matrix
     from spinelab.methods.multiview.data import DRRDataset, render_training_case
 
     ct, truth = phantom(("P", "I", "R"))

@@ -9,7 +9,8 @@ from scipy import ndimage
 
 from spinelab.io.formats import read_centroids, write_centroids
 from spinelab.io.labelmap import centroids_from_label_map
-from spinelab.io.volume import CTVolume, read_label_map, write_nifti
+from spinelab.io.images import read_label_map, write_nifti
+from spinelab.io.volume import CTVolume
 
 #: All 48 orientations: every permutation of the three axes with every combination of flips.
 ORIENTATIONS = [np.column_stack([order, flips]).astype(float)

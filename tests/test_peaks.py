@@ -1,13 +1,13 @@
 import numpy as np
 
-from spinelab.drr import heatmap_targets
-from spinelab.postprocess import find_peaks
+from spinelab.methods.multiview.peaks import find_peaks
+from spinelab.targets import gaussian_heatmap
 
 
 def test_peaks_are_found_with_sub_pixel_precision_despite_noise_and_close_neighbours():
     truth = np.array([[30.3, 20.6], [31.2, 34.1], [29.5, 47.8], [80.7, 60.2], [45.0, 90.4]])  # (column, row)
     rng = np.random.default_rng(0)
-    heatmap = heatmap_targets(truth, (110, 120), sigma_px=2.5) + rng.normal(0, 0.04, (110, 120))
+    heatmap = gaussian_heatmap(truth[:, ::-1], (110, 120), 2.5) + rng.normal(0, 0.04, (110, 120))
     heatmap[5, 100] = 0.7  # a lone noisy spike: high value, no density
     heatmap[100, 10:12] = 0.5
     positions, scores = find_peaks(heatmap, pixel_mm=1.2, min_distance_mm=12.0, threshold=0.3)
@@ -19,7 +19,7 @@ def test_peaks_are_found_with_sub_pixel_precision_despite_noise_and_close_neighb
 
 def test_min_distance_is_in_millimetres():
     truth = np.array([[20.0, 20.0], [20.0, 28.0]])  # 8 pixels apart
-    heatmap = heatmap_targets(truth, (50, 40), sigma_px=2.0)
+    heatmap = gaussian_heatmap(truth[:, ::-1], (50, 40), 2.0)
     assert len(find_peaks(heatmap, pixel_mm=1.0, min_distance_mm=6.0)[0]) == 2  # 8 mm apart
     assert len(find_peaks(heatmap, pixel_mm=1.0, min_distance_mm=10.0)[0]) == 1
     assert len(find_peaks(heatmap, pixel_mm=2.0, min_distance_mm=10.0)[0]) == 2  # 16 mm apart

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spinelab.errors import SpinelabError
-from spinelab.geometry import ConeBeamView, circular_views, views_for_volume
+from spinelab.methods.multiview.projection import ConeBeamView, circular_views, views_for_volume
 from spinelab.io.volume import CTVolume
 
 CENTER = np.array([12.0, -30.0, 400.0])

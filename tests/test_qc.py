@@ -9,7 +9,8 @@ from spinelab import vertebrae
 from spinelab.cli import show
 from spinelab.io.centroids import Centroids
 from spinelab.io.formats import write_centroids
-from spinelab.io.volume import CTVolume, write_nifti
+from spinelab.io.images import write_nifti
+from spinelab.io.volume import CTVolume
 from spinelab.viz.qc import FIGURE_SIZE_PX, REGION_COLOURS, render_qc
 
 T12, L1 = vertebrae.label("T12"), vertebrae.label("L1")

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from spinelab import vertebrae
-from spinelab.drr import class_index
+from spinelab.vertebrae import class_index
 from spinelab.errors import SpinelabError
-from spinelab.losses import ALPHA, BETA, accumulated_probability, best_sequence, probability_matrix, sequence_loss
+from spinelab.decoders.sequence import ALPHA, BETA, best_sequence
+from spinelab.methods.multiview.sequence_loss import accumulated_probability, probability_matrix, sequence_loss
 
 HAND = [[0.70, 0.10, 0.10, 0.10],
         [0.10, 0.60, 0.20, 0.10],

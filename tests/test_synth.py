@@ -92,7 +92,7 @@ def test_label_map_gives_back_the_body_centroids():
 
 
 def test_dataset_is_byte_identical_readable_and_scores_perfectly_against_itself(tmp_path):
-    from spinelab.cli.evaluate import evaluate_paths
+    from spinelab.eval.pairing import evaluate_paths
     from spinelab.io.datasets import verse_cases
 
     options = SynthOptions(resolution="test")

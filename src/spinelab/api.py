@@ -1,8 +1,12 @@
-"""Python API with the same arguments as the CLI: ``spinelab.predict(["ct.nii.gz"], out="results")``."""
+"""Python API with the same arguments as the CLI.
+
+``spinelab.predict(["ct.nii.gz"], out="results", method="multiview")``,
+``spinelab.train("dataset/", "run/", method="multiview", iterations=100)`` and
+``spinelab.pretrain(...)`` resolve the method through the registry (``spinelab.methods``).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,31 +15,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from spinelab.errors import SpinelabError
-from spinelab.io.centroids import Centroids
-from spinelab.io.volume import CTVolume, read_ct, scan_id
-from spinelab.methods import DEFAULT_METHOD, Prediction, load_method
-
-def output_paths(out: Path, case: str) -> dict[str, Path]:
-    return {"verse": out / f"{case}_ctd.json", "slicer": out / f"{case}.mrk.json", "qc": out / f"{case}_qc.png"}
-
-
-def write_outputs(ct: CTVolume, centroids: Centroids, out: Path, case: str, title: str | None = None,
-                  reference: Centroids | None = None) -> dict[str, Path]:
-    """VerSe JSON (on the CT's grid), Slicer markups and a QC picture; all or none of them."""
-    from spinelab.io.formats import write_centroids
-    from spinelab.viz.qc import render_qc
-
-    paths = output_paths(out, case)
-    try:
-        write_centroids(centroids, paths["verse"], reference=ct)
-        write_centroids(centroids, paths["slicer"])
-        render_qc(ct, centroids, paths["qc"], title=title or case, reference=reference)
-    except BaseException:
-        for path in paths.values():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        raise
-    return paths
+from spinelab.io.images import read_ct, scan_id
+from spinelab.methods import DEFAULT_METHOD, Prediction, load_method, method_spec
+from spinelab.outputs import write_outputs
 
 
 @dataclass
@@ -61,10 +43,20 @@ def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, mo
             if out is not None:
                 start = time.perf_counter()
                 result.outputs[case] = write_outputs(ct, prediction.centroids, Path(out), case,
-                                                     title=f"{case} ({method})")
+                                                     title=f"{case} ({method})", label_map=prediction.label_map)
                 prediction.timings["write"] = time.perf_counter() - start
             result.predictions[case] = prediction
         except SpinelabError as exc:
             result.failures[case] = str(exc)
             tqdm.write(f"spinelab: skipped {path}: {exc}", file=sys.stderr)
     return result
+
+
+def train(data: str | Path, out: str | Path, method: str = DEFAULT_METHOD, **options) -> Path:
+    """Train ``method`` on a VerSe/CSI2014-layout dataset; ``options`` are its ``spinelab train`` options."""
+    return method_spec(method).resolve("train")(data=data, out=Path(out), **options)
+
+
+def pretrain(data: str | Path, out: str | Path, method: str = DEFAULT_METHOD, **options) -> Path:
+    """Pretrain ``method``'s encoder where it has such a step (multiview: SimSiam on DRR pairs)."""
+    return method_spec(method).resolve("pretrain")(data=data, out=Path(out), **options)

@@ -3,11 +3,20 @@
 VerSe numbering is the one spinelab uses everywhere: 1-7 C1-C7, 8-19 T1-T12, 20-24 L1-L5,
 25 L6, 26 sacrum, 27 coccyx, 28 T13. Label numbers are not in anatomical order (T13 = 28 sits
 between T12 = 19 and L1 = 20), so code that walks the spine must use ``ANATOMICAL_ORDER``.
+
+Networks that classify vertebrae share one class vocabulary: class 0 is background and
+``class_index(label)`` numbers ``PREDICTED_LABELS`` from 1 in anatomical order, so neighbouring
+classes are neighbouring vertebrae (T13 between T12 and L1, L6 between L5 and the sacrum).
+Probability matrices without a background column (label sequences, votes) use column
+``class_index(label) - 1``; ``SKIPPABLE_COLUMNS`` are the transitional vertebrae a normal spine
+goes straight past (T12 -> L1, L5 -> sacrum).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from spinelab.errors import SpinelabError
 
 NAMES: dict[int, str] = {
     **{i: f"C{i}" for i in range(1, 8)},
@@ -28,6 +37,27 @@ _RANK = {label: rank for rank, label in enumerate(ANATOMICAL_ORDER)}
 PREDICTED_LABELS: tuple[int, ...] = tuple(label for label in ANATOMICAL_ORDER if label != 27)
 
 REGIONS = ("cervical", "thoracic", "lumbar", "sacral")
+
+VERTEBRA_CLASSES: tuple[int, ...] = PREDICTED_LABELS
+NUM_CLASSES = len(VERTEBRA_CLASSES) + 1  # background included
+_CLASS = {label: index + 1 for index, label in enumerate(VERTEBRA_CLASSES)}
+SKIPPABLE_COLUMNS: tuple[int, ...] = (_CLASS[LABELS["T13"]] - 1, _CLASS[LABELS["L6"]] - 1)
+
+
+def class_index(label: int) -> int:
+    """Network class (1..NUM_CLASSES-1) of a VerSe label; 0 is background."""
+    try:
+        return _CLASS[int(label)]
+    except KeyError:
+        raise SpinelabError(f"vertebra label {label} is not one spinelab predicts "
+                            f"({', '.join(NAMES[v] for v in VERTEBRA_CLASSES)})") from None
+
+
+def label_of_class(index: int) -> int:
+    """VerSe label of a network class (1..NUM_CLASSES-1)."""
+    if not 1 <= int(index) < NUM_CLASSES:
+        raise SpinelabError(f"class {index} is not a vertebra class (1..{NUM_CLASSES - 1})")
+    return VERTEBRA_CLASSES[int(index) - 1]
 
 
 def name(label: int) -> str:

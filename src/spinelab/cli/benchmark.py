@@ -1,17 +1,37 @@
-"""``spinelab benchmark``: measure accuracy and speed and write docs/BENCHMARKS.md."""
+"""``spinelab benchmark``: every chosen method on the same held-out synthetic set and real CTs -> docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from spinelab.errors import SpinelabError
+from spinelab.methods import DEFAULT_METHOD, METHODS
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, path = value.partition("=")
+        if not sep or not key or not path:
+            raise SpinelabError(f"{option} {value!r}: expected NAME=PATH")
+        pairs[key] = path
+    return pairs
+
 
 def register(sub) -> None:
-    parser = sub.add_parser("benchmark", help="measure accuracy (synthetic held-out + real CT) and speed")
+    parser = sub.add_parser(
+        "benchmark", help="measure accuracy (held-out synthetic + real CTs) and speed of one or more methods",
+        description="Run each method through the same predict on a held-out synthetic dataset and the real example "
+                    "CTs, time it on a 512x512x400 CT, and write one comparison (OUT, OUT's .json twin and a QC "
+                    "picture per method next to OUT).")
     parser.add_argument("--heldout", required=True, help="held-out dataset (VerSe layout), e.g. from spinelab synth")
-    parser.add_argument("--model", help="model to benchmark (default: the packaged model)")
-    parser.add_argument("--baseline", help="ablation model: no pretraining, no Sequence Loss")
-    parser.add_argument("--pretrained", help="ablation model: pretraining, no Sequence Loss")
+    parser.add_argument("--methods", default=DEFAULT_METHOD,
+                        help=f"comma-separated methods to compare (default: %(default)s; known: {', '.join(METHODS)})")
+    parser.add_argument("--model", action="append", default=[], metavar="METHOD=PATH",
+                        help="model file of a method (default: its packaged model); repeatable")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
+                        help="extra models for a method's own rows (multiview ablation: baseline=..., pretrained=...)")
     parser.add_argument("--limit", type=int, help="use only the first N held-out scans")
     parser.add_argument("--out", default="docs/BENCHMARKS.md")
     parser.add_argument("--device", default="cpu")
@@ -19,23 +39,37 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from spinelab.eval.benchmark import evaluate_heldout, real_chest, time_stages, write_report
-    from spinelab.methods.multiview.method import MultiViewMethod
+    from spinelab.eval.benchmark import (MethodResult, evaluate_heldout, evaluate_real, real_cases, time_stages,
+                                         write_report)
+    from spinelab.io.files import write_text
+    from spinelab.methods import load_method, method_spec
 
-    models = {"default": MultiViewMethod.load(args.model, args.device)}
-    for key in ("baseline", "pretrained"):
-        if getattr(args, key):
-            models[key] = MultiViewMethod.load(getattr(args, key), args.device)
+    names = [name.strip() for name in args.methods.split(",") if name.strip()]
+    specs = [method_spec(name) for name in names]
+    model_paths = _pairs(args.model, "--model")
+    variants = _pairs(args.variant, "--variant")
     out = Path(args.out)
-    heldout = evaluate_heldout(args.heldout, models, args.limit)
-    qc_name = "benchmark_chest_qc.png"
-    chest = real_chest(models["default"], out.parent / qc_name)
-    timings = time_stages(models["default"])
-    model_name = f"`{args.model}`" if args.model else "the packaged default model"
-    write_report(out, heldout, args.heldout, chest, timings, model_name, models["default"].meta, qc_name)
-    raw = {name: {"overall": metrics.overall.to_dict(),
-                  "regions": {region: summary.to_dict() for region, summary in metrics.by_region().items()}}
-           for name, metrics in heldout.items()}
-    out.with_suffix(".json").write_text(json.dumps({"heldout": raw, "chest": chest[0], "timings": timings}, indent=1))
+    cases = real_cases()
+    results, models = {}, {}
+    for spec in specs:
+        method = load_method(spec.name, model_paths.get(spec.name), args.device)
+        models[spec.name] = (f"`{model_paths[spec.name]}`" if spec.name in model_paths else "packaged default",
+                             method.meta)
+        heldout, seconds = evaluate_heldout(method, args.heldout, args.limit)
+        real, outside = evaluate_real(method, cases, out.parent)
+        result = MethodResult(heldout, seconds, real, outside, time_stages(method))
+        if spec.benchmark_sections:
+            loaded = {key: load_method(spec.name, path, args.device) for key, path in variants.items()}
+            result.sections, result.raw_sections = spec.resolve("benchmark_sections")(
+                method, args.heldout, args.limit, loaded)
+        results[spec.name] = result
+    write_report(out, results, models, args.heldout, cases)
+    raw = {name: {"heldout": {"overall": r.heldout.overall.to_dict(),
+                              "regions": {k: v.to_dict() for k, v in r.heldout.by_region().items()}},
+                  "seconds_per_scan": r.seconds_per_scan,
+                  "real": {case: m.overall.to_dict() for case, m in r.real.items()},
+                  "outside_volume": r.outside_volume, "timings": r.timings, "own_rows": r.raw_sections}
+           for name, r in results.items()}
+    write_text(out.with_suffix(".json"), json.dumps(raw, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

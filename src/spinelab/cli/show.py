@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spinelab.io.volume import nifti_stem
+from spinelab.io.images import nifti_stem
 
 
 def default_output(ct_path: Path) -> Path:
@@ -22,7 +22,7 @@ def _centroids_on(path: str | None, ct):
 
 
 def run(args) -> int:
-    from spinelab.io.volume import read_ct
+    from spinelab.io.images import read_ct
     from spinelab.viz.qc import render_qc
 
     ct = read_ct(args.ct)

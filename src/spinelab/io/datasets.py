@@ -23,7 +23,8 @@ import numpy as np
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.formats import read_centroids, write_centroids
-from spinelab.io.volume import NIFTI_SUFFIXES, CTVolume, read_ct, read_label_map, scan_id, write_nifti
+from spinelab.io.images import NIFTI_SUFFIXES, read_ct, read_label_map, scan_id, write_nifti
+from spinelab.io.volume import CTVolume
 
 #: Names of centroid files next to a scan ``<base>``, most specific first.
 CENTROID_SUFFIXES = ("_seg-subreg_ctd.json", "_seg-vb_ctd.json", "_ctd.json", "_iso-ctd.json")

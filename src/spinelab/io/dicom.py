@@ -16,9 +16,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spinelab.errors import SpinelabError
-from spinelab.io.volume import CTVolume
+from spinelab.io.volume import LPS_TO_RAS, CTVolume
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Largest allowed spread of slice spacings, relative to the median spacing.
 SPACING_TOLERANCE = 0.01
 #: Largest allowed distance of a slice position from the line along the normal, in pixels.
@@ -151,4 +150,4 @@ def read_dicom_series(folder: str | Path) -> CTVolume:
     affine_lps[:3, 1] = column_cosine * row_spacing  # j: next row, along the column direction
     affine_lps[:3, 2] = (positions[-1] - positions[0]) / (len(positions) - 1)
     affine_lps[:3, 3] = positions[0]
-    return CTVolume(_hounsfield(datasets), LPS_TO_RAS @ affine_lps, str(folder))
+    return CTVolume(_hounsfield(datasets), np.diag([*LPS_TO_RAS, 1.0]) @ affine_lps, str(folder))

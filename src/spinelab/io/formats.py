@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from nibabel import orientations as nio
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
@@ -59,7 +58,7 @@ from spinelab import vertebrae
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import WORLD_FRAME, Centroids
 from spinelab.io.files import write_text
-from spinelab.io.volume import CTVolume
+from spinelab.io.volume import LPS_TO_RAS, CTVolume
 
 FORMATS = ("verse", "verse19", "verse20-miccai", "csi2014", "landmarks", "vid", "slicer", "csv")
 VOXEL_FORMATS = ("verse", "verse19", "verse20-miccai", "csi2014", "landmarks")
@@ -71,7 +70,6 @@ PAYER_AXES = ("L", "P", "S")  # ITK "RAI"
 
 #: VerSe labels of the 26 columns of Payer's tables: C1..L6, then T13.
 LANDMARK_LABELS = (*range(1, 26), 28)
-LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 SLICER_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/"
                  "Schema/markups-schema-v1.0.3.json#")
 SLICER_LPS_ORIENTATION = [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0]  # identity in RAS, as Slicer writes it
@@ -96,14 +94,10 @@ def _axcodes(value) -> tuple[str, str, str]:
 def _file_affine(reference: CTVolume, axcodes=None, millimetres: bool = False) -> np.ndarray:
     """Affine from file coordinates to RAS+ mm: voxel indices (or mm from voxel 0) on the reference grid
     with its axes permuted/flipped to ``axcodes`` (its own axes when None)."""
-    affine = reference.affine
-    if axcodes is not None:
-        transform = nio.ornt_transform(nio.io_orientation(affine), nio.axcodes2ornt(tuple(axcodes)))
-        affine = affine @ nio.inv_ornt_aff(transform, reference.shape)
+    grid = reference if axcodes is None else reference.reoriented(axcodes)
     if millimetres:
-        spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-        affine = affine @ np.diag([*(1.0 / spacing), 1.0])
-    return affine
+        return grid.affine @ np.diag([*(1.0 / grid.spacing), 1.0])
+    return grid.affine
 
 
 def _need_reference(reference, fmt: str, path: Path) -> CTVolume:

@@ -2,41 +2,25 @@
 
 World convention, used by every affine and centroid in spinelab: **RAS+ millimetres**, the scanner
 space of NIfTI/nibabel: +x towards the patient's right, +y anterior, +z superior. DICOM's LPS+
-positions are converted on reading (x and y negated). A volume keeps the affine of the file it came
+positions are converted on reading (``LPS_TO_RAS``). A volume keeps the affine of the file it came
 from; methods work on ``canonical()`` copies (voxel axes ordered R, A, S) and their results are
-world coordinates, so they are the same whatever order the file stored its axes in.
+world coordinates, so they are the same whatever order the file stored its axes in. Every change
+of axis order (``reoriented``) and every voxel size (``spacing``) comes from this class.
 """
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from nibabel import orientations as nio
 from scipy import ndimage
 
 from spinelab.errors import SpinelabError
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
-def nifti_stem(path: str | Path) -> str:
-    """File name without .nii/.nii.gz (any case); other names, such as a DICOM folder's, stay whole."""
-    name = Path(path).name
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def scan_id(path: str | Path) -> str:
-    """Case name of a CT file: 'sub-01_ct.nii.gz' -> 'sub-01' (the VerSe '_ct' suffix dropped)."""
-    stem = nifti_stem(path)
-    return stem.removesuffix("_ct") if stem != Path(path).name else stem
+#: Multiply DICOM/ITK LPS+ coordinates by this to get RAS+ (and back: it is its own inverse).
+LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
 @dataclass
@@ -119,6 +103,13 @@ class CTVolume:
         affine[:3, :3] = self.affine[:3, :3] * ratio
         return CTVolume(array, affine, self.source)
 
+    def resampled_onto(self, grid: CTVolume, order: int = 0, cval: float = 0.0) -> CTVolume:
+        """This volume's values on ``grid``'s voxels (world positions kept), e.g. a label map back on its CT."""
+        voxel_to_voxel = np.linalg.inv(self.affine) @ grid.affine
+        array = ndimage.affine_transform(self.array, voxel_to_voxel, output_shape=grid.shape, order=order,
+                                         mode="constant", cval=cval, prefilter=False)
+        return CTVolume(array, grid.affine.copy(), self.source)
+
     def block_averaged(self, target_spacing: float) -> CTVolume:
         """Average blocks of whole voxels to approach ``target_spacing`` mm: fast and exact in geometry.
 
@@ -137,92 +128,3 @@ class CTVolume:
         affine[:3, :3] = self.affine[:3, :3] * factors
         affine[:3, 3] = self.to_world((factors - 1) / 2.0)
         return CTVolume(array, affine, self.source)
-
-
-def _check_ct_values(array: np.ndarray, name: str) -> None:
-    if min(array.shape) < 4:
-        raise SpinelabError(f"{name}: volume {array.shape} is too small to be a CT scan")
-    if array.dtype.kind not in "biuf":
-        raise SpinelabError(f"{name}: voxel type {array.dtype} is not numeric")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise SpinelabError(f"{name}: volume contains NaN or infinite values")
-    low, high = float(array.min()), float(array.max())
-    if low == high:
-        raise SpinelabError(f"{name}: volume is constant ({low:g}); it holds no image")
-    if array.dtype.kind in "biu" and low >= 0 and high <= 255 and len(np.unique(array[::4, ::4, ::4])) <= 64:
-        raise SpinelabError(
-            f"{name}: looks like a label map (integer values {low:g}..{high:g}), not a CT in Hounsfield units")
-    if high < 100 or low > 0:
-        raise SpinelabError(
-            f"{name}: intensities {low:g}..{high:g} are not CT Hounsfield units (expected air below 0 and bone above 100)")
-
-
-def _squeeze_to_3d(array: np.ndarray, name: str) -> np.ndarray:
-    if array.ndim == 4 and array.shape[3] == 1:
-        return array[..., 0]
-    if array.ndim != 3:
-        raise SpinelabError(f"{name}: expected a 3D volume, got {array.ndim}D data of shape {array.shape}")
-    return array
-
-
-def read_nifti(path: str | Path, check_ct: bool = True) -> CTVolume:
-    """Read a NIfTI file; ``check_ct=False`` for label maps."""
-    path = Path(path)
-    try:
-        image = nib.load(str(path))
-        array = np.asanyarray(image.dataobj)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise SpinelabError(f"{path}: file is truncated or corrupt ({exc})") from None
-    except (nib.filebasedimages.ImageFileError, OSError, ValueError) as exc:
-        raise SpinelabError(f"{path}: cannot read as NIfTI ({str(exc).splitlines()[0]})") from None
-    array = _squeeze_to_3d(array, path.name)
-    if check_ct:
-        _check_ct_values(array, path.name)
-    affine = image.affine
-    if affine is None:
-        raise SpinelabError(f"{path}: NIfTI header has no spatial transform")
-    return CTVolume(array, affine, str(path))
-
-
-def read_ct(path: str | Path) -> CTVolume:
-    """Read a CT from a NIfTI file or a DICOM series folder, checking that it is a usable CT."""
-    path = Path(path)
-    if not path.exists():
-        raise SpinelabError(f"{path}: no such file or folder")
-    if path.is_dir():
-        from spinelab.io.dicom import read_dicom_series
-
-        volume = read_dicom_series(path)
-        _check_ct_values(volume.array, path.name)
-        return volume
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
-        return read_nifti(path)
-    raise SpinelabError(f"{path}: not a CT file (expected .nii, .nii.gz or a DICOM series folder)")
-
-
-def read_label_map(path: str | Path) -> CTVolume:
-    """Read an integer label map (VerSe or TotalSegmentator) as a volume of integers."""
-    path = Path(path)
-    if not path.exists():
-        raise SpinelabError(f"{path}: no such file")
-    volume = read_nifti(path, check_ct=False)
-    array = volume.array
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
-            raise SpinelabError(f"{path}: label map holds non-integer values")
-    if array.min() < 0:
-        raise SpinelabError(f"{path}: label map holds negative values")
-    return volume.with_array(array.astype(np.int16))
-
-
-def write_nifti(volume: CTVolume, path: str | Path, dtype=None) -> Path:
-    """Write atomically; the affine is stored as both qform and sform."""
-    from spinelab.io.files import atomic_path
-
-    array = volume.array if dtype is None else volume.array.astype(dtype)
-    image = nib.Nifti1Image(array, volume.affine)
-    image.set_qform(volume.affine, code=1)
-    image.set_sform(volume.affine, code=1)
-    with atomic_path(path) as tmp:
-        nib.save(image, str(tmp))
-    return Path(path)

@@ -1,24 +1,98 @@
-"""Localization + identification methods; each folder composes the shared parts behind ``Method``."""
+"""The method registry: every localization + identification method spinelab offers, by name.
+
+Each method is one folder below ``spinelab/methods`` and one ``MethodSpec`` here. The spec names
+its parts as ``"module:attribute"`` strings, imported only when used, so ``spinelab --help`` and the
+methods a run does not use cost nothing:
+
+* ``method``: the ``Method`` subclass (``spinelab predict``);
+* ``config``: the dataclass of its settings, stored in every model file it writes;
+* ``train`` / ``train_arguments``: ``train(data, out, **options) -> model path`` and the function
+  adding those options to ``spinelab train --method NAME`` (in a module that imports no torch, so
+  the CLI starts fast); ``pretrain`` likewise where it has one;
+* ``default_model``: the model file shipped in ``spinelab/models/`` (None: the user passes one);
+* ``benchmark_sections``: optional extra benchmark rows of the method's own (e.g. an ablation).
+
+The CLI, the Python API and the benchmark resolve methods only through this registry.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from pathlib import Path
 
 from spinelab.errors import SpinelabError
-from spinelab.methods.base import Method, Prediction
+from spinelab.methods.base import Method, Prediction, StageTimer
 
-#: method name -> "module:class"; the first one is the default.
-METHODS = {"multiview": "spinelab.methods.multiview.method:MultiViewMethod"}
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    summary: str
+    method: str
+    config: str
+    train: str
+    train_arguments: str
+    pretrain: str | None = None
+    pretrain_arguments: str | None = None
+    default_model: str | None = None
+    benchmark_sections: str | None = None
+
+    def resolve(self, part: str):
+        """The object a ``"module:attribute"`` field names; a method without that part is a one-line error."""
+        reference = getattr(self, part)
+        if reference is None:
+            raise SpinelabError(f"method {self.name!r} has no {part.replace('_', ' ')} step")
+        module, attribute = reference.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def model_path(self, model: str | Path | None) -> Path:
+        if model is not None:
+            return Path(model)
+        if self.default_model is None:
+            raise SpinelabError(f"method {self.name!r} ships no trained model; train one with "
+                                f"'spinelab train --method {self.name}' and pass it with --model")
+        return MODELS_DIR / self.default_model
+
+
+_MULTIVIEW = "spinelab.methods.multiview"
+METHODS: dict[str, MethodSpec] = {}
 DEFAULT_METHOD = "multiview"
 
 
-def load_method(name: str = DEFAULT_METHOD, model: str | None = None, device: str = "cpu") -> Method:
-    """Instantiate a method with its trained model (the packaged default when ``model`` is None)."""
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add a method (or replace one of the same name)."""
+    METHODS[spec.name] = spec
+    return spec
+
+
+register_method(MethodSpec(
+    name="multiview",
+    summary="multi-view DRR localization and identification (Wu et al., MICCAI 2023)",
+    method=f"{_MULTIVIEW}.method:MultiViewMethod",
+    config=f"{_MULTIVIEW}.config:MultiViewConfig",
+    train=f"{_MULTIVIEW}.train:train",
+    train_arguments=f"{_MULTIVIEW}.options:add_train_arguments",
+    pretrain=f"{_MULTIVIEW}.train:pretrain_encoder",
+    pretrain_arguments=f"{_MULTIVIEW}.options:add_pretrain_arguments",
+    default_model="multiview.pt",
+    benchmark_sections=f"{_MULTIVIEW}.ablation:benchmark_sections",
+))
+
+
+def method_spec(name: str) -> MethodSpec:
     if name not in METHODS:
         raise SpinelabError(f"unknown method {name!r}; available: {', '.join(METHODS)}")
-    module_name, class_name = METHODS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls.load(model, device=device)
+    return METHODS[name]
 
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "Method", "Prediction", "load_method"]
+def load_method(name: str = DEFAULT_METHOD, model: str | Path | None = None, device: str = "cpu") -> Method:
+    """Instantiate a method with its trained model (the packaged default when ``model`` is None)."""
+    spec = method_spec(name)
+    return spec.resolve("method").load(spec.model_path(model), device)
+
+
+__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "MethodSpec", "Prediction", "StageTimer", "load_method",
+           "method_spec", "register_method"]

@@ -3,7 +3,8 @@
 ``Method.predict`` is the only entry point. It canonicalizes the volume (the one place orientation
 is handled), lets the method work on the canonical copy and returns centroids in RAS+ world mm,
 which are the same numbers in the input's frame because canonicalization never moves the world.
-Stage timings are collected so benchmarks can report where the time goes.
+A method may also return a label map on any grid (its affine says where it lies); writers put it
+back on the input's grid. Stage timings are collected so benchmarks can report where the time goes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from spinelab.devices import check_device
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
+from spinelab.training.model_file import ModelFile, load_model_file
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Prediction:
     centroids: Centroids
     timings: dict[str, float] = field(default_factory=dict)
     details: dict = field(default_factory=dict)
+    label_map: CTVolume | None = None  # VerSe-numbered vertebra labels (scnet), in world position
 
 
 class StageTimer:
@@ -40,20 +45,34 @@ class StageTimer:
 
 
 class Method(ABC):
+    """A trained localization + identification method; ``name`` and ``model_version`` tag its model files."""
+
     name: str = "method"
+    model_version: int = 1
+    meta: dict  # training facts from the model file (data, cases, iterations...)
+    written_by: dict  # spinelab version, date and command that wrote the model file
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Method:
+        """Read a model file written by this method (``spinelab.training.model_file``) onto ``device``."""
+        check_device(device)
+        model = load_model_file(path, cls.name, cls.model_version)
+        method = cls.from_model_file(model, device)
+        method.meta, method.written_by = model.meta, model.written_by
+        return method
 
     @classmethod
     @abstractmethod
-    def load(cls, model: str | None = None, device: str = "cpu") -> "Method":
-        """Load trained weights (``None``: the model shipped in the package)."""
+    def from_model_file(cls, model: ModelFile, device: str) -> Method:
+        """Build the networks from a checked model file."""
 
     def predict(self, ct: CTVolume) -> Prediction:
         timer = StageTimer()
         with timer("canonicalize"):
             canonical = ct.canonical()
-        centroids, details = self.predict_canonical(canonical, timer)
-        return Prediction(centroids.sorted(), timer.seconds, details)
+        result = self.predict_canonical(canonical, timer)
+        return Prediction(result.centroids.sorted(), timer.seconds, result.details, result.label_map)
 
     @abstractmethod
-    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> tuple[Centroids, dict]:
-        """Find vertebrae in a RAS-ordered volume; return world centroids and method-specific details."""
+    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
+        """Find vertebrae in an R-A-S ordered volume; return world centroids (timings are filled in by ``predict``)."""

@@ -22,7 +22,6 @@ from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
-from nibabel import orientations as nio
 from scipy import ndimage
 
 from spinelab import vertebrae
@@ -65,14 +64,6 @@ def _slab_projection(array: np.ndarray, axis: int, centre: np.ndarray | None, ha
     inside = np.abs(positions - centre[None, :]) <= half_width  # (projected, S)
     masked = np.where(inside[:, None, :], stack[low:high], np.float32(BONE_WINDOW[0]))
     return masked.max(axis=0)
-
-
-def _canonical_view(ct: CTVolume) -> CTVolume:
-    """``ct.canonical()`` without its contiguous copy: flips and transposes as views, which keeps a
-    Fortran-ordered NIfTI volume from being transposed in memory (most of the time for a 512^3 scan)."""
-    transform = nio.ornt_transform(nio.io_orientation(ct.affine), nio.axcodes2ornt(("R", "A", "S")))
-    affine = ct.affine @ nio.inv_ornt_aff(transform, ct.shape)
-    return CTVolume(nio.apply_orientation(ct.array, transform), affine, ct.source)
 
 
 def _spine_curve(canonical: CTVolume, points: Centroids | None) -> np.ndarray | None:
@@ -143,7 +134,7 @@ def render_qc(ct: CTVolume, centroids: Centroids | None, path: str | Path, title
     line. The slab follows the reference when given (it is where the spine really is), else the
     centroids; with neither, the whole volume is projected.
     """
-    canonical = _canonical_view(ct)
+    canonical = ct.canonical()
     spacing = canonical.spacing
     curve = _spine_curve(canonical, reference if reference is not None and len(reference) else centroids)
     views = []

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import math
-import pickle
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spinelab.drr import NUM_CLASSES, VERTEBRA_CLASSES
+from spinelab.devices import autocast
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
-from spinelab.losses.sequence import probability_matrix
-from spinelab.methods.base import Method, StageTimer
+from spinelab.methods.base import Method, Prediction, StageTimer
 from spinelab.methods.multiview.config import MultiViewConfig
+from spinelab.methods.multiview.fusion import fuse_views
+from spinelab.methods.multiview.peaks import find_peaks
+from spinelab.methods.multiview.sequence_loss import probability_matrix
 from spinelab.methods.multiview.views import make_views, render_normalized, rendering_volume
+from spinelab.methods.multiview.voting import identify, view_sequence_loss
 from spinelab.nets import ResNetUNet
-from spinelab.postprocess import find_peaks, fuse_views, identify, view_sequence_loss
-
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "multiview.pt"
+from spinelab.training import ModelFile
+from spinelab.vertebrae import NUM_CLASSES, VERTEBRA_CLASSES
 
 
 class MultiViewMethod(Method):
@@ -36,34 +36,24 @@ class MultiViewMethod(Method):
         self.meta = meta or {}
 
     @classmethod
-    def load(cls, model: str | None = None, device: str = "cpu") -> MultiViewMethod:
-        path = Path(model) if model else DEFAULT_MODEL
-        try:
-            kind = torch.device(device).type
-        except RuntimeError:
-            raise SpinelabError(f"unknown device {device!r} (use cpu or cuda)") from None
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise SpinelabError(f"device {device!r} asked for, but torch sees no CUDA GPU on this machine")
-        if not path.exists():
-            raise SpinelabError(f"{path}: model file not found (train one with 'spinelab train' or pass --model)")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            config = MultiViewConfig.from_dict(payload["config"])
-            networks = []
-            for key, channels in (("localizer", 1), ("identifier", NUM_CLASSES)):
-                network = ResNetUNet(channels, config.depth, config.width)
-                network.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                         for k, v in payload[key].items()})
-                networks.append(network)
-        except (KeyError, TypeError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            raise SpinelabError(f"{path}: not a spinelab multi-view model ({str(exc).splitlines()[0]})") from None
-        return cls(*networks, config, device, payload.get("meta"))
+    def from_model_file(cls, model: ModelFile, device: str) -> MultiViewMethod:
+        config = MultiViewConfig.from_dict(model.config)
+        networks = []
+        for key, channels in (("localizer", 1), ("identifier", NUM_CLASSES)):
+            network = ResNetUNet(channels, config.depth, config.width)
+            try:
+                network.load_state_dict(model.networks[key])
+            except (KeyError, RuntimeError) as exc:
+                raise SpinelabError(f"multiview model: {key} does not match its config "
+                                    f"({str(exc).splitlines()[0]})") from None
+            networks.append(network)
+        return cls(*networks, config, device, model.meta)
 
     @torch.inference_mode()
     def run_networks(self, images: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """Heatmaps (K, H, W) and class probabilities (K, C, H, W) for normalized DRRs (K, H, W)."""
         batch = torch.from_numpy(images.astype(np.float32))[:, None].to(self.device)
-        with torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16):
+        with autocast(self.device):
             heatmaps = self.localizer(batch)[:, 0].float()
             logits = self.identifier(F.avg_pool2d(batch, self.config.identifier_scale)).float()
         # Back to detector pixels (pooled pixel centres map back exactly with align_corners=False).
@@ -96,7 +86,7 @@ class MultiViewMethod(Method):
         details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused]}
         return centroids, details
 
-    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> tuple[Centroids, dict]:
+    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
         with timer("resample"):
             volume = rendering_volume(ct, self.config)
         with timer("drr"):
@@ -107,4 +97,4 @@ class MultiViewMethod(Method):
         with timer("fusion"):
             centroids, details = self.decode(heatmaps, probabilities, views)
         details.update(views=views, images=images, heatmaps=heatmaps)
-        return centroids, details
+        return Prediction(centroids, details=details)

@@ -1,98 +1,77 @@
 """Training of the multi-view method: SimSiam pretraining, then the two U-Nets, then one model file.
 
-Every loop checkpoints to ``<out>/<stage>.ckpt`` every ``checkpoint_every`` iterations and resumes
-from it, is seeded (``torch.manual_seed`` + per-item numpy generators), shows a progress bar and
-runs in bf16 autocast (about 2x faster on CPU). Losses follow Wu et al.: MSE on Gaussian heatmaps
-for localization; cross-entropy + gamma x Sequence Loss for identification.
+Each network is a ``spinelab.training.Trainer`` (checkpoints, resume, seed, bf16, progress bar).
+Losses follow Wu et al.: MSE on Gaussian heatmaps for localization; cross-entropy + gamma x
+Sequence Loss for identification.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from spinelab.drr import NUM_CLASSES
 from spinelab.errors import SpinelabError
 from spinelab.io.files import atomic_path
-from spinelab.losses.sequence import sequence_loss
 from spinelab.methods.multiview.config import MultiViewConfig
-from spinelab.methods.multiview.data import DRRDataset, ViewPairDataset, build_cache, load_cache
-from spinelab.nets import ResNetUNet, SimSiam, simsiam_loss
-from spinelab.nets.unet import ResNetEncoder
+from spinelab.methods.multiview.data import DRRDataset, ViewPairDataset, render_training_case
+from spinelab.methods.multiview.sequence_loss import sequence_loss
+from spinelab.methods.multiview.simsiam import SimSiam, simsiam_loss
+from spinelab.nets import ResNetEncoder, ResNetUNet
+from spinelab.training import Trainer, build_cache, load_cache, save_model_file
+from spinelab.vertebrae import NUM_CLASSES
 
+MODEL_VERSION = 1
 HEATMAP_FOREGROUND_WEIGHT = 20.0  # vertebra pixels are ~2 % of a DRR: weight them up in the MSE
 
 
-def batches(dataset, batch_size: int, seed: int):
-    """Endless shuffled batches; each pass bumps ``dataset.epoch`` so augmentation changes."""
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                             generator=generator, num_workers=0)
-        yield from loader
-        dataset.epoch += 1
+class PretrainTrainer(Trainer):
+    """SimSiam on pairs of views of one CT; SGD with the paper's linear lr scaling and cosine decay."""
+
+    name = "pretrain"
+
+    def __init__(self, cache, config: MultiViewConfig, out: Path, **options):
+        super().__init__(out, **options)
+        self.cache, self.config = cache, config
+
+    def build_network(self):
+        return SimSiam(ResNetEncoder(self.config.depth, self.config.width))
+
+    def build_optimizer(self, network):
+        return torch.optim.SGD(network.parameters(), lr=self.lr * self.batch_size / 256, momentum=0.9,
+                               weight_decay=1e-4)
+
+    def build_dataset(self):
+        return ViewPairDataset(self.cache, self.seed)
+
+    def loss(self, network, batch):
+        return simsiam_loss(*network(batch[0], batch[1]))
 
 
-def _autocast(device: str):
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+class NetworkTrainer(Trainer):
+    """The ``localizer`` (1 heatmap channel) or the ``identifier`` (NUM_CLASSES channels on pooled DRRs)."""
 
+    def __init__(self, task: str, cache, config: MultiViewConfig, out: Path, encoder_state: dict | None = None,
+                 **options):
+        super().__init__(out, **options)
+        self.name, self.cache, self.config, self.encoder_state = task, cache, config, encoder_state
 
-def run_loop(name: str, model: torch.nn.Module, step_loss: Callable, data, iterations: int, out: Path,
-             optimizer: torch.optim.Optimizer, device: str, checkpoint_every: int = 200,
-             progress: bool = True) -> list[float]:
-    """Optimize ``step_loss(batch) -> loss`` for ``iterations`` with cosine decay, resuming from a checkpoint."""
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / f"{name}.ckpt"
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    start, history = 0, []
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, history = state["iteration"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
-    model.to(device).train()
-    bar = tqdm(range(start, iterations), desc=name, unit="it", disable=not progress, file=sys.stderr,
-               initial=start, total=iterations)
-    for iteration in bar:
-        batch = next(data)
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * iteration / iterations))
-        with _autocast(device):
-            loss = step_loss([item.to(device) for item in batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{np.mean(history[-20:]):.4f}")
-        if (iteration + 1) % checkpoint_every == 0 or iteration + 1 == iterations:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "iteration": iteration + 1, "history": history, "torch_rng": torch.get_rng_state()}, tmp)
-    return history
+    def build_network(self):
+        channels = 1 if self.name == "localizer" else NUM_CLASSES
+        network = ResNetUNet(channels, self.config.depth, self.config.width)
+        if self.encoder_state is not None:
+            network.encoder.load_state_dict(self.encoder_state)
+        return network
 
+    def build_dataset(self):
+        return DRRDataset(self.cache, self.config, augment=True, seed=self.seed)
 
-def pretrain_encoder(cache, config: MultiViewConfig, out: Path, iterations: int = 500, batch_size: int = 16,
-                     lr: float = 0.05, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict:
-    """SimSiam on pairs of views of one CT; SGD with cosine decay as in the paper. Returns the encoder state."""
-    torch.manual_seed(seed)
-    model = SimSiam(ResNetEncoder(config.depth, config.width))
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr * batch_size / 256, momentum=0.9, weight_decay=1e-4)
-    data = batches(ViewPairDataset(cache, seed), batch_size, seed)
-
-    def step(batch):
-        return simsiam_loss(*model(batch[0], batch[1]))
-
-    run_loop("pretrain", model, step, data, iterations, out, optimizer, device, progress=progress)
-    return model.encoder.state_dict()
+    def loss(self, network, batch):
+        image, heatmap, classes = batch
+        if self.name == "localizer":
+            return localization_loss(network(image), heatmap)
+        return identification_loss(network(F.avg_pool2d(image, self.config.identifier_scale)), classes, self.config)
 
 
 def localization_loss(prediction: torch.Tensor, heatmap: torch.Tensor) -> torch.Tensor:
@@ -135,50 +114,18 @@ def _ground_truth_matrix(probabilities: torch.Tensor, classes: torch.Tensor) -> 
     return torch.stack(rows) if rows else probabilities.new_zeros((0, probabilities.shape[0] - 1))
 
 
-def train_network(task: str, cache, config: MultiViewConfig, out: Path, iterations: int = 1000,
-                  batch_size: int = 8, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
-                  encoder_state: dict | None = None, progress: bool = True) -> ResNetUNet:
-    """Train the ``localizer`` (1 heatmap channel) or the ``identifier`` (NUM_CLASSES channels)."""
-    torch.manual_seed(seed)
-    channels = 1 if task == "localizer" else NUM_CLASSES
-    model = ResNetUNet(channels, config.depth, config.width)
-    if encoder_state is not None:
-        model.encoder.load_state_dict(encoder_state)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    data = batches(DRRDataset(cache, config, augment=True, seed=seed), batch_size, seed)
-
-    def step(batch):
-        image, heatmap, classes = batch
-        if task == "localizer":
-            return localization_loss(model(image), heatmap)
-        return identification_loss(model(F.avg_pool2d(image, config.identifier_scale)), classes, config)
-
-    run_loop(task, model, step, data, iterations, out, optimizer, device, progress=progress)
-    return model.eval()
-
-
-def _half(state: dict) -> dict:
-    return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
-
-
 def save_model(path: str | Path, localizer: ResNetUNet, identifier: ResNetUNet, config: MultiViewConfig,
                meta: dict | None = None) -> Path:
-    """One file with both networks in float16 (half the size; inference casts back to float32)."""
-    payload = {
-        "format": "spinelab-multiview-1",
-        "config": config.to_dict(),
-        "localizer": _half(localizer.state_dict()),
-        "identifier": _half(identifier.state_dict()),
-        "meta": json.loads(json.dumps(meta or {})),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    return save_model_file(path, "multiview", MODEL_VERSION, {"localizer": localizer, "identifier": identifier},
+                           config.to_dict(), meta)
 
 
-def _prepare_cache(data, out: Path, config: MultiViewConfig, views_per_case: int, seed: int, progress: bool):
+def _cache(data, out: Path, config: MultiViewConfig, views_per_case: int, seed: int, progress: bool):
+    def prepare(ct, centroids, mask, rng):
+        return render_training_case(ct, centroids, config, views_per_case, rng)
+
     cache_dir = out / "drr_cache"
-    build_cache(data, cache_dir, config, views_per_case, seed, progress)
+    build_cache(data, cache_dir, prepare, seed, progress, desc="render DRRs")
     return load_cache(cache_dir)
 
 
@@ -186,12 +133,13 @@ def pretrain(data, out: Path, config: MultiViewConfig | None = None, views_per_c
              iterations: int = 500, batch_size: int = 16, lr: float = 0.05, seed: int = 0, device: str = "cpu",
              progress: bool = True) -> Path:
     """Render the dataset's DRRs and pretrain the encoder with SimSiam; writes ``out/encoder.pt``."""
-    config = config or MultiViewConfig()
-    cache = _prepare_cache(data, out, config, views_per_case, seed, progress)
-    state = pretrain_encoder(cache, config, out, iterations, batch_size, lr, seed, device, progress)
+    config, out = config or MultiViewConfig(), Path(out)
+    cache = _cache(data, out, config, views_per_case, seed, progress)
+    network = PretrainTrainer(cache, config, out, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed,
+                              device=device, progress=progress).fit()
     path = out / "encoder.pt"
     with atomic_path(path) as tmp:
-        torch.save({"depth": config.depth, "width": config.width, "encoder": state}, tmp)
+        torch.save({"depth": config.depth, "width": config.width, "encoder": network.encoder.state_dict()}, tmp)
     return path
 
 
@@ -204,7 +152,7 @@ def train_model(data, out: Path, config: MultiViewConfig | None = None, encoder:
     ``identifier_iterations`` defaults to ``iterations``; the identifier runs on pooled images and
     so affords more iterations in the same time.
     """
-    config = config or MultiViewConfig()
+    config, out = config or MultiViewConfig(), Path(out)
     encoder_state = None
     if encoder:
         saved = torch.load(encoder, map_location="cpu", weights_only=True)
@@ -212,14 +160,30 @@ def train_model(data, out: Path, config: MultiViewConfig | None = None, encoder:
             raise SpinelabError(f"{encoder}: encoder is ResNet-{saved['depth']} x{saved['width']}, "
                                 f"but training asks for ResNet-{config.depth} x{config.width}")
         encoder_state = saved["encoder"]
-    cache = _prepare_cache(data, out, config, views_per_case, seed, progress)
+    cache = _cache(data, out, config, views_per_case, seed, progress)
     identifier_iterations = identifier_iterations or iterations
-    common = dict(batch_size=batch_size, lr=lr, seed=seed, device=device, encoder_state=encoder_state,
-                  progress=progress)
-    localizer = train_network("localizer", cache, config, out, iterations=iterations, **common)
-    identifier = train_network("identifier", cache, config, out, iterations=identifier_iterations, **common)
+    common = dict(batch_size=batch_size, lr=lr, seed=seed, device=device, progress=progress,
+                  encoder_state=encoder_state)
+    localizer = NetworkTrainer("localizer", cache, config, out, iterations=iterations, **common).fit()
+    identifier = NetworkTrainer("identifier", cache, config, out, iterations=identifier_iterations, **common).fit()
     meta = {"training_cases": len(cache), "views_per_case": views_per_case, "iterations": iterations,
             "identifier_iterations": identifier_iterations,
             "batch_size": batch_size, "lr": lr, "seed": seed, "pretrained_encoder": bool(encoder),
             "data": str(data)}
     return save_model(model_out or out / "model.pt", localizer, identifier, config, meta)
+
+
+# Entry points of the method registry: ``spinelab.train|pretrain(..., method="multiview")`` --------------------
+
+
+def train(data, out, depth: int = 18, width: float = 0.5, identifier_scale: int = 2,
+          sequence_loss_weight: float = 1.0, **options) -> Path:
+    """``spinelab.train(..., method="multiview")``: the network settings become the model's config."""
+    config = MultiViewConfig(depth=depth, width=width, identifier_scale=identifier_scale,
+                             sequence_loss_weight=sequence_loss_weight)
+    return train_model(data, out, config, **options)
+
+
+def pretrain_encoder(data, out, depth: int = 18, width: float = 0.5, **options) -> Path:
+    """``spinelab.pretrain(..., method="multiview")``: SimSiam encoder for ``train --encoder``."""
+    return pretrain(data, out, MultiViewConfig(depth=depth, width=width), **options)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from spinelab.drr import normalize_drr, render_drr_torch, render_views
-from spinelab.geometry.projection import SUPERIOR, ConeBeamView, circular_views, views_for_volume
 from spinelab.io.volume import CTVolume
 from spinelab.methods.multiview.config import MultiViewConfig
+from spinelab.methods.multiview.projection import SUPERIOR, ConeBeamView, circular_views, views_for_volume
+from spinelab.methods.multiview.render import normalize_drr, render_drr_torch, render_views
 
 
 def rendering_volume(ct: CTVolume, config: MultiViewConfig) -> CTVolume:
@@ -46,5 +46,5 @@ def render_normalized(volume: CTVolume, views, device: str = "cpu") -> np.ndarra
     if device == "cpu":
         images = render_views(volume, views)
     else:
-        images = render_drr_torch(volume.array, volume.affine, views, device).cpu().numpy()
+        images = render_drr_torch(volume, views, device).cpu().numpy()
     return np.stack([normalize_drr(image) for image in images])

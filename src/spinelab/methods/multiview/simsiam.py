@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spinelab.nets.unet import ResNetEncoder
+from spinelab.nets import ResNetEncoder
 
 
 class SimSiam(nn.Module):

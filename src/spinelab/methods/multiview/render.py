@@ -25,8 +25,8 @@ import numpy as np
 from numba import njit, prange
 
 from spinelab.errors import SpinelabError
-from spinelab.geometry.projection import ConeBeamView
 from spinelab.io.volume import CTVolume
+from spinelab.methods.multiview.projection import ConeBeamView
 
 MU_WATER = 0.02  # linear attenuation of water, 1/mm
 
@@ -172,22 +172,21 @@ def _ray_segments(view: ConeBeamView, world_to_voxel: np.ndarray, upper: np.ndar
     return source_vox, delta, length, t_near, counts, dt
 
 
-def render_drr_torch(volume_hu, affine, views, device=None, step_mm: float | None = None,
+def render_drr_torch(volume: CTVolume, views, device=None, step_mm: float | None = None,
                      max_samples: int = 1 << 23):
     """Torch/GPU DRRs (K, H, W) float32 with the same sampling as ``render_views``.
 
-    ``volume_hu`` (array or tensor, indexed like ``CTVolume.array``) and its voxel -> RAS+ ``affine``.
     All samples of a batch of rays are gathered with one trilinear ``grid_sample`` call; rays are
     batched so that at most ``max_samples`` points are in memory at once.
     """
     import torch
     import torch.nn.functional as F
 
-    affine = np.asarray(affine, dtype=np.float64)
-    volume_hu = torch.as_tensor(volume_hu)
+    affine = volume.affine
+    volume_hu = torch.as_tensor(np.ascontiguousarray(volume.array))
     device = torch.device(device) if device is not None else volume_hu.device
     _check_renderable(tuple(volume_hu.shape), "volume")
-    step = _step(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)), step_mm)
+    step = _step(volume.spacing, step_mm)
     mu = (MU_WATER * (1.0 + volume_hu.to(device, torch.float32) / 1000.0)).clamp(min=0.0)[None, None]
     upper = np.array(volume_hu.shape, dtype=np.float64) - 1.0
     world_to_voxel = np.linalg.inv(affine)

@@ -6,7 +6,7 @@ Wu et al. (eq. 6) weight each view k by how sequential its own identification lo
 
 where ``P_k`` (n x c) holds view k's class probabilities for the n vertebrae and ``L_s^k`` its
 Sequence Loss. The labels are then read from V with the same dynamic programme as the loss
-(eq. 1): the best-scoring path fixes the last vertebra's class and, stepping back one class per
+(eq. 1, ``spinelab.decoders.sequence``): the best-scoring path fixes the last vertebra's class and, stepping back one class per
 row, every other label, so the result is always a consecutive run of vertebrae (T13 and L6 may be
 present or skipped).
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spinelab.drr.targets import label_of_class
+from spinelab.decoders.sequence import best_sequence, labels_of_columns
 from spinelab.errors import SpinelabError
-from spinelab.losses.sequence import ALPHA, BETA, best_sequence, sequence_loss
-from spinelab.postprocess.fusion import FusedVertebra
+from spinelab.methods.multiview.fusion import FusedVertebra
+from spinelab.methods.multiview.sequence_loss import sequence_loss
 
 
 def view_sequence_loss(probabilities, points_2d) -> float:
@@ -66,20 +66,6 @@ def weighted_vote(probabilities, sequence_losses, present=None) -> np.ndarray:
     return np.einsum("kn,knc->nc", weights, probabilities)
 
 
-def correct_sequence(scores, alpha: float = ALPHA, beta: float = BETA, gap_penalty: float | None = None) -> np.ndarray:
-    """VerSe labels (n,) of vertebrae sorted superior -> inferior, from a voted matrix (n, c).
-
-    ``c`` must be the vocabulary of ``spinelab.drr.targets`` (no background column). The labels
-    form the best consecutive run under eq. 1; after T12 comes T13 or L1, after L5 L6 or the sacrum.
-    With ``gap_penalty`` the run may skip one vertebra at that cost (one the detection missed).
-    """
-    return _labels(best_sequence(scores, alpha, beta, gap_penalty=gap_penalty))
-
-
-def _labels(columns) -> np.ndarray:
-    return np.array([label_of_class(column + 1) for column in columns], dtype=np.int64)
-
-
 def identify(fused: list[FusedVertebra], view_probabilities, view_losses,
              gap_penalty: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels and confidences (n,) for fused vertebrae (sorted superior -> inferior).
@@ -102,4 +88,4 @@ def identify(fused: list[FusedVertebra], view_probabilities, view_losses,
             present[view, row] = True
     voted = weighted_vote(stack, view_losses, present)
     columns = best_sequence(voted, gap_penalty=gap_penalty)
-    return _labels(columns), voted[np.arange(len(fused)), columns]
+    return labels_of_columns(columns), voted[np.arange(len(fused)), columns]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spinelab.errors import SpinelabError
-from spinelab.geometry.projection import ConeBeamView
+from spinelab.methods.multiview.projection import ConeBeamView
 
 
 @dataclass

@@ -1,0 +1,33 @@
+"""Markdown tables of metrics, shared by the benchmark and the methods' own benchmark sections."""
+
+from __future__ import annotations
+
+from spinelab.eval.metrics import DatasetMetrics
+
+METRICS_HEADER = ("| {first} | VerSe id-rate | CSI id-rate | mean error (mm) | median error (mm) | precision | recall |"
+                  "{extra_names}\n|---|---|---|---|---|---|---|{extra_rule}")
+
+
+def percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def millimetres(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def metrics_row(name: str, metrics: DatasetMetrics, extra: tuple[str, ...] = ()) -> str:
+    overall = metrics.overall.to_dict()
+    cells = [name, percent(overall["verse_id_rate"]), percent(overall["csi_id_rate"]),
+             millimetres(overall["error_mm"]["mean"]), millimetres(overall["error_mm"]["median"]),
+             percent(overall["precision"]), percent(overall["recall"]), *extra]
+    return "| " + " | ".join(cells) + " |"
+
+
+def metrics_table(rows: dict[str, DatasetMetrics], first: str = "setting", extra_columns: tuple[str, ...] = (),
+                  extra_cells: dict[str, tuple[str, ...]] | None = None) -> str:
+    """One row per named result: both id-rates, mean and median error, precision and recall (+ extra columns)."""
+    header = METRICS_HEADER.format(first=first, extra_names="".join(f" {c} |" for c in extra_columns),
+                                   extra_rule="---|" * len(extra_columns))
+    extra_cells = extra_cells or {}
+    return "\n".join([header, *(metrics_row(name, metrics, extra_cells.get(name, ())) for name, metrics in rows.items())])

@@ -1,0 +1,96 @@
+"""The training loop every method uses: a ``Trainer`` base class whose hooks a method fills in.
+
+The base class owns what must not differ between methods: seeding, endless shuffled batches,
+cosine learning-rate decay, bf16 autocast, a progress bar, and a checkpoint in
+``<out>/<name>.ckpt`` every ``checkpoint_every`` iterations from which an interrupted run resumes.
+A method subclasses it and says what to build (``build_network``, ``build_dataset``, and
+``build_optimizer`` when AdamW does not fit) and what to minimize (``loss``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spinelab.devices import autocast, check_device
+from spinelab.io.files import atomic_path
+
+
+def batches(dataset, batch_size: int, seed: int):
+    """Endless shuffled batches; each pass bumps ``dataset.epoch`` (when it has one) so augmentation changes."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
+                                             generator=generator, num_workers=0)
+        yield from loader
+        if hasattr(dataset, "epoch"):
+            dataset.epoch += 1
+
+
+class Trainer:
+    """Trains one network for ``iterations``; subclasses implement the hooks below."""
+
+    name = "network"
+
+    def __init__(self, out: str | Path, iterations: int, batch_size: int = 8, lr: float = 1e-3, seed: int = 0,
+                 device: str = "cpu", checkpoint_every: int = 200, progress: bool = True):
+        self.out, self.iterations, self.batch_size, self.lr = Path(out), iterations, batch_size, lr
+        self.seed, self.device, self.checkpoint_every, self.progress = seed, check_device(device), checkpoint_every, progress
+        self.history: list[float] = []
+
+    # Hooks -----------------------------------------------------------------------------------------------
+    def build_network(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def build_dataset(self) -> torch.utils.data.Dataset:
+        """Items are tuples of tensors; ``loss`` receives them batched and on the device."""
+        raise NotImplementedError
+
+    def build_optimizer(self, network: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(network.parameters(), lr=self.lr, weight_decay=1e-4)
+
+    def loss(self, network: torch.nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    # The loop --------------------------------------------------------------------------------------------
+    def fit(self) -> torch.nn.Module:
+        """Build, train (resuming from the checkpoint if there is one) and return the network in eval mode."""
+        torch.manual_seed(self.seed)
+        network = self.build_network()
+        optimizer = self.build_optimizer(network)
+        data = batches(self.build_dataset(), self.batch_size, self.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        checkpoint = self.out / f"{self.name}.ckpt"
+        base_lrs = [group["lr"] for group in optimizer.param_groups]
+        start = 0
+        if checkpoint.exists():
+            state = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            network.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start, self.history = state["iteration"], state["history"]
+            torch.set_rng_state(state["torch_rng"])
+        network.to(self.device).train()
+        bar = tqdm(range(start, self.iterations), desc=self.name, unit="it", disable=not self.progress,
+                   file=sys.stderr, initial=start, total=self.iterations)
+        for iteration in bar:
+            batch = next(data)
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
+            with autocast(self.device):
+                loss = self.loss(network, [item.to(self.device) for item in batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self.history.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(self.history[-20:]):.4f}")
+            if (iteration + 1) % self.checkpoint_every == 0 or iteration + 1 == self.iterations:
+                with atomic_path(checkpoint) as tmp:
+                    torch.save({"model": network.state_dict(), "optimizer": optimizer.state_dict(),
+                                "iteration": iteration + 1, "history": self.history,
+                                "torch_rng": torch.get_rng_state()}, tmp)
+        return network.eval()
