@@ -3,3 +3,7 @@
 
 class SpinelabError(Exception):
     """Bad input or a request spinelab cannot serve; the message says what and where."""
+
+
+class SpinelabWarning(UserWarning):
+    """Something a user should know about a result that is still produced (the CLI prints one line each)."""
