@@ -130,7 +130,8 @@ def test_predict_batch_goes_on_past_a_bad_scan(tmp_path, capsys, tiny_model):
     code, stdout, err = run(["predict", bad, good, "--out", out, "--model", tiny_model], capsys)
     assert code == 2
     assert "broken" in err and "1 of 2 scan(s) failed" in err and "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["good.mrk.json", "good_ctd.json", "good_qc.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["good.mrk.json", "good_ctd.json", "good_qc.png",
+                                                     "spinelab_summary.csv"]
     assert "good:" in stdout
 
 

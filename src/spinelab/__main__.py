@@ -1,5 +1,3 @@
-import sys
+from spinelab.cli import entry
 
-from spinelab.cli import main
-
-sys.exit(main())
+entry()

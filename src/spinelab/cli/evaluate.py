@@ -6,6 +6,7 @@ PRED and GT are two centroid files or two folders paired by case id (``spinelab.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,10 +19,27 @@ def _report_unmatched(kind: str, files: list[Path]) -> None:
         print(f"spinelab: {len(files)} {kind} without a partner, not scored: {shown}", file=sys.stderr)
 
 
+def _check_options(args) -> None:
+    """Bad options and an unusable output location fail before any file is read."""
+    import math
+
+    from spinelab.errors import SpinelabError
+
+    if not (math.isfinite(args.max_distance) and args.max_distance > 0):
+        raise SpinelabError(f"--max-distance must be a positive number of mm, got {args.max_distance:g}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise SpinelabError(f"--out {out}: is a folder; give a JSON file name")
+    folder = next(parent for parent in out.absolute().parents if parent.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SpinelabError(f"--out {out}: {folder} is not a writable folder")
+
+
 def run(args) -> int:
     from spinelab.eval.pairing import evaluate_paths
     from spinelab.io.files import write_text
 
+    _check_options(args)
     metrics, unmatched_pred, unmatched_gt = evaluate_paths(args.pred, args.gt, args.reference, args.max_distance)
     _report_unmatched("prediction file(s)", unmatched_pred)
     _report_unmatched("ground-truth file(s)", unmatched_gt)
@@ -40,7 +58,8 @@ def register(subparsers) -> None:
         "evaluate", help="score predicted centroids against ground truth (identification rates, errors)",
         description="Compare predicted vertebra centroids with ground truth: VerSe and CSI2014 identification "
                     "rates, localization error (mean/median/std/max), one-to-one detection precision/recall, per "
-                    "region and overall. PRED and GT are two centroid files or two folders paired by case id.")
+                    "region and overall. PRED and GT are two centroid files or two folders paired by case id. Prints a "
+                    "table per region and writes every metric, per case and per vertebra, to OUT (JSON).")
     parser.add_argument("pred", help="predicted centroid file, or a folder of them")
     parser.add_argument("gt", help="ground-truth centroid file, or a folder of them")
     parser.add_argument("--out", default="spinelab_metrics.json",

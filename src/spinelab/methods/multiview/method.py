@@ -21,7 +21,7 @@ from spinelab.methods.multiview.views import make_views, render_normalized, rend
 from spinelab.methods.multiview.voting import identify, view_sequence_loss
 from spinelab.nets import ResNetUNet
 from spinelab.training import ModelFile
-from spinelab.vertebrae import NUM_CLASSES, VERTEBRA_CLASSES
+from spinelab.vertebrae import NUM_CLASSES, VERTEBRA_CLASSES, class_index
 
 
 class MultiViewMethod(Method):
@@ -81,9 +81,17 @@ class MultiViewMethod(Method):
                        for vertebra in fused]
             keep = sorted(sorted(range(len(fused)), key=lambda i: support[i])[-len(VERTEBRA_CLASSES):])
             fused = [fused[i] for i in keep]
+        fused = [v for v in fused if _detection_score(v, scores) >= config.min_detection_score]
+        if len(fused) < max(config.min_spine_vertebrae, 1):
+            reason = (f"{len(fused)} vertebra candidate(s) with a heatmap score of at least "
+                      f"{config.min_detection_score:g}; a spine needs {config.min_spine_vertebrae}")
+            return Centroids.empty(), {"peaks": points, "sequence_losses": losses, "no_spine": reason}
         labels, confidence = identify(fused, matrices, losses, config.missed_vertebra_penalty)
         centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
-        details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused]}
+        details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused],
+                   "support_fraction": [v.support / len(views) for v in fused],
+                   "detection_score": [_detection_score(vertebra, scores) for vertebra in fused],
+                   "view_agreement": [_view_agreement(vertebra, matrices, label) for vertebra, label in zip(fused, labels)]}
         return centroids, details
 
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
@@ -98,3 +106,14 @@ class MultiViewMethod(Method):
             centroids, details = self.decode(heatmaps, probabilities, views)
         details.update(views=views, images=images, heatmaps=heatmaps)
         return Prediction(centroids, details=details)
+
+
+def _view_agreement(vertebra, matrices, label: int) -> float:
+    """Share of the views that saw a vertebra whose own most likely class is the label it received."""
+    column = class_index(label) - 1
+    return float(np.mean([int(np.argmax(matrices[v][d]) == column) for v, d in zip(vertebra.views, vertebra.detections)]))
+
+
+def _detection_score(vertebra, scores) -> float:
+    """Mean heatmap peak of the detections behind a fused vertebra: how sure the localizer was."""
+    return float(np.mean([scores[v][d] for v, d in zip(vertebra.views, vertebra.detections)]))
