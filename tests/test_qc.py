@@ -2,16 +2,19 @@ import argparse
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
+from matplotlib.text import Text
 from scipy import ndimage
 
 from spinelab import vertebrae
 from spinelab.cli import show
+from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.formats import write_centroids
 from spinelab.io.images import write_nifti
 from spinelab.io.volume import CTVolume
-from spinelab.viz.qc import FIGURE_SIZE_PX, REGION_COLOURS, render_qc
+from spinelab.viz.qc import BONE_WINDOW, FIGURE_SIZE_PX, REGION_COLOURS, qc_figure, render_qc
 
 T12, L1 = vertebrae.label("T12"), vertebrae.label("L1")
 CUBE_HALF_MM = 8.0
@@ -107,3 +110,77 @@ def test_show_command_writes_the_picture_named_after_the_ct(tmp_path, monkeypatc
                     "--out", tmp_path / "pictures" / "qc.png") == 0
     picture = imread(tmp_path / "pictures" / "qc.png")
     assert len(marker_centres(picture, REGION_COLOURS["thoracic"])) == 2
+
+
+def water_box(shape, spacing) -> CTVolume:
+    """Water (0 HU, dark grey in the bone window) filling ``shape`` voxels of ``spacing`` mm, R-A-S, centred on 0."""
+    spacing = np.asarray(spacing, dtype=float)
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = -(np.array(shape) - 1) / 2 * spacing
+    return CTVolume(np.zeros(shape, np.int16), affine)
+
+
+def panel_boxes(picture) -> list[tuple[int, int]]:
+    """(height, width) in pixels of each panel of a ``water_box`` picture: the large dark grey regions."""
+    grey = (0 - BONE_WINDOW[0]) / (BONE_WINDOW[1] - BONE_WINDOW[0])
+    panels, _ = ndimage.label(np.all(np.abs(picture[..., :3] - grey) < 0.02, axis=-1))
+    boxes = [(box[0].stop - box[0].start, box[1].stop - box[1].start) for box in ndimage.find_objects(panels)]
+    return [box for box in boxes if box[0] * box[1] > 2000]
+
+
+def test_a_thin_axial_slab_fills_the_picture_with_its_true_aspect(tmp_path):
+    slab = water_box((512, 512, 20), (0.7, 0.7, 2.5))  # 358.4 x 358.4 x 50 mm
+    boxes = panel_boxes(imread(render_qc(slab, None, tmp_path / "slab.png")))
+    assert len(boxes) == 2
+    for height, width in boxes:
+        assert height >= 150, "a 5 cm slab must not become a strip"
+        assert width / height == pytest.approx(358.4 / 50, rel=0.03)
+
+
+def test_the_scale_bar_fits_a_tiny_volume(tmp_path):
+    picture = imread(render_qc(water_box((30, 30, 30), (1.0, 1.0, 1.0)), None, tmp_path / "tiny.png"))
+    panel_width = max(width for _, width in panel_boxes(picture))
+    white = np.all(picture[..., :3] > 0.99, axis=-1)
+    runs = [len(run) for row in white for run in np.split(row, np.flatnonzero(np.diff(row)) + 1) if run[0]]
+    longest = max(runs)  # the bar: 10 mm on a 30 mm panel
+    assert panel_width / 6 < longest <= panel_width / 3 + 2
+    assert white.sum(axis=1).max() < panel_width  # thin: no white band across the panels
+
+
+def label_texts(figure):
+    """Per panel: the vertebra names drawn, as (text, italic, window box) in display pixels."""
+    FigureCanvasAgg(figure).draw()
+    names = set(vertebrae.NAMES.values()) - {"S"}  # the sacrum's name is also the letter for superior
+    return [[(text.get_text(), text.get_fontstyle() == "italic", Text.get_window_extent(text))
+             for text in ax.texts if text.get_text() in names] for ax in figure.axes]
+
+
+def test_reference_rings_are_named_and_no_two_names_overlap():
+    l4, l5, l3 = (vertebrae.label(name) for name in ("L4", "L5", "L3"))
+    ct = pir_phantom()
+    centroids = Centroids([l4, l5], [LOWER, LOWER + [0.0, 0.0, -1.5]])  # L4 and L5 almost on each other
+    reference = Centroids([l3, l4, l5], [LOWER + [0, 0, 25.0], LOWER + [0, 0, 1.0], LOWER + [0, 0, -2.0]])
+    for labels in label_texts(qc_figure(ct, centroids, reference=reference)):
+        assert sorted(text for text, italic, _ in labels if italic) == ["L3", "L4", "L5"]  # the rings
+        assert sorted(text for text, italic, _ in labels if not italic) == ["L4", "L5"]  # the dots
+        for first, (_, _, box) in enumerate(labels):
+            for _, _, other in labels[first + 1:]:
+                assert not box.overlaps(other)
+
+
+def test_centroids_of_another_scan_are_refused_and_those_outside_counted(tmp_path):
+    ct = water_box((30, 30, 30), (1.0, 1.0, 1.0))  # the box reaches 15 mm from the origin
+    elsewhere = Centroids([T12, L1], [[0.0, 0.0, 215.0], [0.0, 0.0, 115.0]])
+    with pytest.raises(SpinelabError, match=r"^found.json: none of the 2 centroid\(s\) lies inside the CT's volume "
+                                            r"\(nearest 100 mm outside\); are they from another scan\?$"):
+        render_qc(ct, elsewhere, tmp_path / "qc.png", centroids_source="found.json")
+    with pytest.raises(SpinelabError, match="^truth.json: none of the 2"):
+        render_qc(ct, None, tmp_path / "qc.png", reference=elsewhere, reference_source="truth.json")
+    assert list(tmp_path.iterdir()) == []
+
+    partly = Centroids([T12, L1], [[0.0, 0.0, 16.0], [0.0, 0.0, 5.0]])
+    figure = qc_figure(ct, partly, reference=partly)
+    for ax, labels in zip(figure.axes, label_texts(figure)):
+        assert [text for text, _, _ in labels] == ["L1", "L1"]  # ring and dot; T12 is not drawn
+        assert any(text.get_text().endswith("; 1 centroid(s) and 1 reference centroid(s) outside the volume not shown")
+                   for text in ax.texts)

@@ -1,4 +1,4 @@
-"""``spinelab show CT [--centroids FILE] [--reference FILE] [--out PNG]``: write the QC picture."""
+"""``spinelab show CT [--centroids FILE] [--reference FILE] [--out PICTURE]``: write the QC picture."""
 
 from __future__ import annotations
 
@@ -23,11 +23,15 @@ def _centroids_on(path: str | None, ct):
 
 def run(args) -> int:
     from spinelab.io.images import read_ct
-    from spinelab.viz.qc import render_qc
+    from spinelab.viz.qc import picture_format, render_qc
 
+    out = Path(args.out) if args.out else default_output(Path(args.ct))
+    picture_format(out)  # a name we cannot write is refused before the CT is read
     ct = read_ct(args.ct)
     centroids, reference = _centroids_on(args.centroids, ct), _centroids_on(args.reference, ct)
-    out = render_qc(ct, centroids, args.out or default_output(Path(args.ct)), reference=reference)
+    render_qc(ct, centroids, out, reference=reference,
+              centroids_source=Path(args.centroids).name if args.centroids else "centroids",
+              reference_source=Path(args.reference).name if args.reference else "reference")
     print(out)
     return 0
 
@@ -35,11 +39,16 @@ def run(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "show", help="write a sagittal + coronal QC picture of a CT with its centroids",
-        description="Write a PNG with sagittal and coronal bone-window projections of the CT around the spine, "
-                    "the centroids as labelled dots coloured by region and, optionally, reference (ground-truth) "
-                    "centroids as rings joined to the prediction of the same label.")
+        description="Write one picture file, --out (default: <CT name>_qc.png in the current folder), in the format "
+                    "its extension names: .png, .jpg/.jpeg, .pdf, .svg or .tif/.tiff. It shows sagittal and coronal "
+                    "bone-window projections of the CT around the spine, the centroids as labelled dots coloured by "
+                    "region and, optionally, reference (ground-truth) centroids as labelled rings joined to the "
+                    "prediction of the same label. Centroids outside the CT's volume are left out and counted in the "
+                    "panel titles; a file with none inside is refused.")
     parser.add_argument("ct", help="CT as NIfTI (.nii/.nii.gz) or a DICOM series folder")
     parser.add_argument("--centroids", help="centroid file to draw (any format spinelab reads)")
     parser.add_argument("--reference", help="reference (ground-truth) centroid file, drawn as rings")
-    parser.add_argument("--out", help="PNG to write (default: <CT name>_qc.png in the current folder)")
+    parser.add_argument("--out", metavar="PICTURE",
+                        help="picture to write: .png, .jpg, .jpeg, .pdf, .svg, .tif or .tiff "
+                             "(default: <CT name>_qc.png in the current folder)")
     parser.set_defaults(func=run)

@@ -7,15 +7,22 @@ the vertebrae. The MIP is taken at the scan's own resolution (exact maxima, no i
 bone), then the 2D picture is resampled to isotropic display pixels and drawn with its true
 millimetre extent, so the aspect ratio is right for any voxel spacing.
 
+The picture has a fixed size; both panels share one scale and sit side by side or one above the
+other, whichever shows them larger: a long spine scan fills the picture's height side by side, a
+thin axial slab (a few centimetres of S-I extent) fills its width stacked, instead of becoming a strip.
+
 Image coordinates are millimetres along the canonical voxel axes; markers are placed by converting
 their RAS+ world position with the volume's own affine, the same geometry the pixels use.
 Conventions are the radiological ones: superior up, anterior left in the sagittal view, the
-patient's right on the viewer's left in the coronal view.
+patient's right on the viewer's left in the coronal view. Centroids outside the scanned box are
+left out (the panel titles count them); a file with none inside is refused, as it belongs to
+another scan.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 from matplotlib import patheffects
@@ -25,10 +32,13 @@ from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from scipy import ndimage
 
 from spinelab import vertebrae
+from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.files import atomic_path
 from spinelab.io.volume import CTVolume
 
+#: Extensions ``render_qc`` writes, each in the format it names.
+PICTURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "tif", "tiff")
 #: Hounsfield units drawn black and white: a bone window that keeps soft tissue faint.
 BONE_WINDOW = (-300.0, 1300.0)
 DISPLAY_SPACING_MM = 1.0
@@ -38,6 +48,17 @@ DISPLAY_SPACING_MM = 1.0
 SLAB_HALF_WIDTH_MM = {"sagittal": 12.0, "coronal": 20.0}
 FIGURE_SIZE_PX = (1200, 900)
 DPI = 100
+#: Where the panels go, in pixels from the picture's lower-left corner (left, bottom, right, top): the title
+#: is above, the legend below, the direction letters in the margins.
+PANEL_AREA_PX = (35, 65, 1165, 830)
+#: Space between the two panels, for their direction letters.
+PANEL_GAP_PX = 50
+SCALE_BAR_THICKNESS_PX = 3
+LABEL_FONT_SIZE = 7.5
+#: Least vertical distance between two names on the same side of the markers.
+LABEL_SPACING_PX = 11
+#: Band at the top of a panel kept for its title, free of names.
+TITLE_BAND_PX = 14
 REGION_COLOURS = {
     "cervical": (0.0, 0.78, 1.0),
     "thoracic": (1.0, 0.25, 0.25),
@@ -46,7 +67,47 @@ REGION_COLOURS = {
 }
 #: Per view: projected axis and horizontal axis of the canonical grid, direction letters (top, bottom, left, right).
 VIEWS = (("sagittal", 0, 1, ("S", "I", "A", "P")), ("coronal", 1, 0, ("S", "I", "R", "L")))
+#: Where each direction letter goes: axes corner, offset in points, alignment.
+_LETTER_PLACES = (((0.5, 1.0), (0, 3), "center", "bottom"), ((0.5, 0.0), (0, -3), "center", "top"),
+                  ((0.0, 0.5), (-4, 0), "right", "center"), ((1.0, 0.5), (4, 0), "left", "center"))
 _OUTLINE = [patheffects.withStroke(linewidth=2, foreground="black")]
+
+
+class _Panel(NamedTuple):
+    image: np.ndarray  # [S, horizontal] display pixels
+    extent: tuple[float, float, float, float]  # mm: horizontal low, high, S low, high
+    title: str
+    directions: tuple[str, str, str, str]
+    project: Callable[[np.ndarray], np.ndarray]  # RAS+ world (N, 3) -> panel mm (N, 2)
+
+
+def picture_format(path: str | Path) -> str:
+    """The format ``path``'s extension names, checked before any work so a bad name costs nothing."""
+    path = Path(path)
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in PICTURE_FORMATS:
+        what = f"extension {path.suffix!r}" if path.suffix else "no extension"
+        raise SpinelabError(f"{path.name}: cannot write a picture with {what}; "
+                            f"use one of {', '.join('.' + name for name in PICTURE_FORMATS)}")
+    return extension
+
+
+def _inside_volume(ct: CTVolume, points: Centroids | None, source: str) -> tuple[Centroids | None, int]:
+    """The centroids inside the scanned box (half a voxel beyond the edge centres) and how many lie outside.
+
+    Refuses centroids that all lie outside: they belong to another scan and would draw nothing.
+    """
+    if points is None or len(points) == 0:
+        return points, 0
+    voxels = points.to_voxel(ct.affine)
+    beyond = np.maximum(-0.5 - voxels, 0.0) + np.maximum(voxels - (np.array(ct.shape) - 0.5), 0.0)
+    distance_mm = np.linalg.norm(beyond * ct.spacing, axis=1)
+    inside = distance_mm == 0
+    if not inside.any():
+        nearest = np.format_float_positional(distance_mm.min(), precision=1, trim="-")
+        raise SpinelabError(f"{source}: none of the {len(points)} centroid(s) lies inside the CT's volume "
+                            f"(nearest {nearest} mm outside); are they from another scan?")
+    return points.take(np.flatnonzero(inside)), int((~inside).sum())
 
 
 def _slab_projection(array: np.ndarray, axis: int, centre: np.ndarray | None, half_width: float) -> np.ndarray:
@@ -83,76 +144,150 @@ def _display_image(projection: np.ndarray, spacing: tuple[float, float]) -> np.n
     return resampled.T
 
 
-def _draw_points(ax, points: Centroids, positions: np.ndarray, hollow: bool, named) -> None:
+def _panel_rects(sizes_mm: np.ndarray) -> tuple[list[list[float]], float]:
+    """Axes rectangles (figure fractions) for panels of ``sizes_mm`` (width, height), and their shared px per mm.
+
+    The panels go side by side or one above the other, whichever shows them larger; each keeps its true aspect.
+    """
+    left, bottom, right, top = PANEL_AREA_PX
+    area = np.array([right - left, top - bottom], dtype=float)
+    side_by_side = min((area[0] - PANEL_GAP_PX) / sizes_mm[:, 0].sum(), area[1] / sizes_mm[:, 1].max())
+    stacked = min(area[0] / sizes_mm[:, 0].max(), (area[1] - PANEL_GAP_PX) / sizes_mm[:, 1].sum())
+    px_per_mm = max(side_by_side, stacked)
+    sizes_px = sizes_mm * px_per_mm
+    along = 0 if side_by_side >= stacked else 1  # the axis the panels follow each other on
+    starts = np.concatenate([[0.0], np.cumsum(sizes_px[:-1, along] + PANEL_GAP_PX)])
+    corners = (area - sizes_px) / 2  # each panel centred across the arrangement
+    corners[:, along] = (area[along] - sizes_px[:, along].sum() - PANEL_GAP_PX * (len(sizes_px) - 1)) / 2 + starts
+    if along == 1:  # the first panel on top
+        corners[:, 1] = area[1] - corners[:, 1] - sizes_px[:, 1]
+    size = np.array(FIGURE_SIZE_PX, dtype=float)
+    rects = [[*((corner + (left, bottom)) / size), *(extent / size)] for corner, extent in zip(corners, sizes_px)]
+    return rects, px_per_mm
+
+
+def _scale_bar_mm(width_mm: float) -> float:
+    """The longest 1, 2 or 5 x 10^k mm within a third of ``width_mm``: the bar measures the image, never covers it."""
+    limit = width_mm / 3
+    decade = 10.0 ** np.floor(np.log10(limit))
+    return max(step * decade for step in (1, 2, 5) if step * decade <= limit)
+
+
+def _spread(wanted: np.ndarray, spacing: float, low: float, high: float) -> np.ndarray:
+    """Heights nearest to ``wanted`` (least squares), in the same order, at least ``spacing`` apart, within
+    [low, high] where they fit.
+
+    Pool-adjacent-violators on ``sorted(wanted) - rank * spacing``: names too close together move as one
+    evenly spaced block centred where they want to be.
+    """
+    order = np.argsort(wanted, kind="stable")
+    steps = spacing * np.arange(len(wanted))
+    blocks: list[tuple[float, int]] = []  # (mean, count) of pooled values
+    for value in np.clip(wanted[order], low, high) - steps:
+        mean, count = value, 1
+        while blocks and blocks[-1][0] > mean:
+            previous, size = blocks.pop()
+            mean, count = (previous * size + mean * count) / (size + count), size + count
+        blocks.append((mean, count))
+    heights = np.repeat([mean for mean, _ in blocks], [count for _, count in blocks]) + steps
+    heights -= max(heights[-1] - high, 0.0)
+    heights += max(low - heights[0], 0.0)
+    spread = np.empty_like(heights)
+    spread[order] = heights
+    return spread
+
+
+def _draw_points(ax, points: Centroids, positions: np.ndarray, hollow: bool) -> None:
+    """Markers coloured by region, each named beside it: predictions are dots named on their right, references
+    rings named in italics on their left, so a prediction and its reference never put their names on one side.
+
+    Names on one side are spread vertically in display space so none overlap; a moved name gets a leader line.
+    """
     colours = [REGION_COLOURS[vertebrae.region(label)] for label in points.labels]
     if hollow:
         ax.scatter(positions[:, 0], positions[:, 1], s=110, facecolors="none", edgecolors=colours, linewidths=1.6,
                    zorder=3)
     else:
         ax.scatter(positions[:, 0], positions[:, 1], s=40, c=colours, edgecolors="black", linewidths=0.6, zorder=4)
-    offset, align = ((-9, 0), "right") if hollow else ((7, 0), "left")
-    for label, name, colour, xy in zip(points.labels, points.names(), colours, positions):
-        if label in named:
-            ax.annotate(name, xy, xytext=offset, textcoords="offset points", ha=align, va="center", color=colour,
-                        fontsize=7.5, fontstyle="italic" if hollow else "normal", path_effects=_OUTLINE, zorder=5,
-                        annotation_clip=True)
+    offset_px, radius_pt, align = (-12, 5, "right") if hollow else (8, 3, "left")
+    anchors = ax.transData.transform(positions)
+    bottom, top = ax.transAxes.transform([(0, 0), (1, 1)])[:, 1]
+    heights = _spread(anchors[:, 1], LABEL_SPACING_PX, bottom + LABEL_SPACING_PX / 2,
+                      top - TITLE_BAND_PX - LABEL_SPACING_PX / 2)
+    points_per_px = 72 / ax.figure.dpi
+    for name, colour, xy, anchor, height in zip(points.names(), colours, positions, anchors, heights):
+        shift = height - anchor[1]
+        leader = dict(arrowstyle="-", color=colour, linewidth=0.7, shrinkA=1, shrinkB=radius_pt)
+        ax.annotate(name, xy, xytext=(offset_px * points_per_px, shift * points_per_px), textcoords="offset points",
+                    ha=align, va="center", color=colour, fontsize=LABEL_FONT_SIZE,
+                    fontstyle="italic" if hollow else "normal", path_effects=_OUTLINE, zorder=5,
+                    arrowprops=leader if abs(shift) > 1 else None)
 
 
-def _draw_panel(ax, image, extent, title, directions, centroids, reference, project) -> None:
+def _draw_panel(ax, panel: _Panel, px_per_mm: float, centroids: Centroids | None,
+                reference: Centroids | None) -> None:
     ax.set_facecolor("black")
-    ax.imshow(image, cmap="gray", vmin=BONE_WINDOW[0], vmax=BONE_WINDOW[1], origin="lower", extent=extent,
+    extent = panel.extent
+    ax.imshow(panel.image, cmap="gray", vmin=BONE_WINDOW[0], vmax=BONE_WINDOW[1], origin="lower", extent=extent,
               interpolation="bilinear", aspect="equal")
     ax.set_xlim(extent[1], extent[0])  # anterior / patient's right on the viewer's left
     ax.set_ylim(extent[2], extent[3])
+    ax.apply_aspect()  # names are spread in display space: the axes must be where they will be drawn
     predicted = set() if centroids is None else set(centroids.labels.tolist())
     if reference is not None and len(reference):
         for label in sorted(predicted & set(reference.labels.tolist())):
-            pair = project(np.stack([reference.as_dict()[label], centroids.as_dict()[label]]))
+            pair = panel.project(np.stack([reference.as_dict()[label], centroids.as_dict()[label]]))
             ax.plot(pair[:, 0], pair[:, 1], color="white", linewidth=0.8, alpha=0.7, zorder=2)
-        # Reference names only where no prediction carries the label: the missed vertebrae.
-        missed = set(reference.labels.tolist()) - predicted
-        _draw_points(ax, reference, project(reference.world), hollow=True, named=missed)
+        _draw_points(ax, reference, panel.project(reference.world), hollow=True)
     if predicted:
-        _draw_points(ax, centroids, project(centroids.world), hollow=False, named=predicted)
-    outside = [((0.5, 1.005), "center", "bottom"), ((0.5, -0.005), "center", "top"),
-               ((-0.01, 0.5), "right", "center"), ((1.01, 0.5), "left", "center")]
-    for text, (xy, ha, va) in zip(directions, outside):
-        ax.text(*xy, text, transform=ax.transAxes, ha=ha, va=va, color="white", fontsize=12, fontweight="bold")
-    ax.add_artist(AnchoredSizeBar(ax.transData, 50, "50 mm", loc="lower right", color="white", frameon=False,
-                                  size_vertical=1.5, pad=0.6, fontproperties={"size": 8}))
-    ax.text(0.01, 0.995, title, transform=ax.transAxes, ha="left", va="top", color="white", fontsize=8,
+        _draw_points(ax, centroids, panel.project(centroids.world), hollow=False)
+    for text, (xy, offset, ha, va) in zip(panel.directions, _LETTER_PLACES):
+        ax.annotate(text, xy, xycoords="axes fraction", xytext=offset, textcoords="offset points", ha=ha, va=va,
+                    color="white", fontsize=12, fontweight="bold")
+    length = _scale_bar_mm(extent[1] - extent[0])
+    ax.add_artist(AnchoredSizeBar(ax.transData, length, f"{length:g} mm", loc="lower right", color="white",
+                                  frameon=False, size_vertical=SCALE_BAR_THICKNESS_PX / px_per_mm, pad=0.6,
+                                  fontproperties={"size": 8}))
+    ax.text(0.01, 0.995, panel.title, transform=ax.transAxes, ha="left", va="top", color="white", fontsize=8,
             path_effects=_OUTLINE)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def render_qc(ct: CTVolume, centroids: Centroids | None, path: str | Path, title: str | None = None,
-              reference: Centroids | None = None) -> Path:
-    """Write a PNG (``FIGURE_SIZE_PX``) with sagittal and coronal slab MIPs and the centroids; returns its path.
+def qc_figure(ct: CTVolume, centroids: Centroids | None, title: str | None = None,
+              reference: Centroids | None = None, *, centroids_source: str = "centroids",
+              reference_source: str = "reference") -> Figure:
+    """The QC figure (``FIGURE_SIZE_PX``): sagittal and coronal slab MIPs with the centroids as labelled dots.
 
     ``reference`` (e.g. ground truth) is drawn as hollow rings joined to the same-label prediction by a
     line. The slab follows the reference when given (it is where the spine really is), else the
-    centroids; with neither, the whole volume is projected.
+    centroids; with neither, the whole volume is projected. Centroids outside the CT's box are left out and
+    counted in the panel titles; a set with none inside raises ``SpinelabError`` naming its ``*_source``.
     """
+    centroids, centroids_outside = _inside_volume(ct, centroids, centroids_source)
+    reference, reference_outside = _inside_volume(ct, reference, reference_source)
+    hidden = [f"{count} {what}" for count, what in ((centroids_outside, "centroid(s)"),
+                                                    (reference_outside, "reference centroid(s)")) if count]
+    note = f"; {' and '.join(hidden)} outside the volume not shown" if hidden else ""
     canonical = ct.canonical()
     spacing = canonical.spacing
     curve = _spine_curve(canonical, reference if reference is not None and len(reference) else centroids)
-    views = []
+    panels = []
     for name, axis, kept, directions in VIEWS:
         half_width = SLAB_HALF_WIDTH_MM[name] / spacing[axis]
         projection = _slab_projection(canonical.array, axis, None if curve is None else curve[:, axis], half_width)
         extent = (-0.5 * spacing[kept], (canonical.shape[kept] - 0.5) * spacing[kept],
                   -0.5 * spacing[2], (canonical.shape[2] - 0.5) * spacing[2])
         slab = "whole volume" if curve is None else f"{2 * SLAB_HALF_WIDTH_MM[name]:g} mm slab"
-        views.append((_display_image(projection, (spacing[kept], spacing[2])), extent,
-                      f"{name} MIP, {slab}", directions,
-                      lambda world, kept=kept: (canonical.to_voxel(world) * spacing)[:, [kept, 2]]))
+        panels.append(_Panel(_display_image(projection, (spacing[kept], spacing[2])), extent,
+                             f"{name} MIP, {slab}{note}", directions,
+                             lambda world, kept=kept: (canonical.to_voxel(world) * spacing)[:, [kept, 2]]))
 
-    widths = [extent[1] - extent[0] for _, extent, *_ in views]
     figure = Figure(figsize=(FIGURE_SIZE_PX[0] / DPI, FIGURE_SIZE_PX[1] / DPI), dpi=DPI, facecolor="black")
-    grid = figure.add_gridspec(1, 2, width_ratios=widths, left=0.03, right=0.97, bottom=0.08, top=0.91, wspace=0.14)
-    for cell, (image, extent, panel_title, directions, project) in zip(grid, views):
-        _draw_panel(figure.add_subplot(cell), image, extent, panel_title, directions, centroids, reference, project)
+    sizes_mm = np.array([(panel.extent[1] - panel.extent[0], panel.extent[3] - panel.extent[2]) for panel in panels])
+    rects, px_per_mm = _panel_rects(sizes_mm)
+    for rect, panel in zip(rects, panels):
+        _draw_panel(figure.add_axes(rect), panel, px_per_mm, centroids, reference)
     figure.suptitle(title or ct.name, color="white", fontsize=12)
     handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=region, markeredgecolor="black")
                for region, colour in REGION_COLOURS.items()]
@@ -160,7 +295,17 @@ def render_qc(ct: CTVolume, centroids: Centroids | None, path: str | Path, title
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="white",
                               color="white", label="reference"))
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, labelcolor="white", fontsize=8)
+    return figure
+
+
+def render_qc(ct: CTVolume, centroids: Centroids | None, path: str | Path, title: str | None = None,
+              reference: Centroids | None = None, *, centroids_source: str = "centroids",
+              reference_source: str = "reference") -> Path:
+    """Write ``qc_figure`` to ``path`` in the format its extension names (``PICTURE_FORMATS``); returns the path."""
     path = Path(path)
+    file_format = picture_format(path)
+    figure = qc_figure(ct, centroids, title, reference, centroids_source=centroids_source,
+                       reference_source=reference_source)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI, facecolor="black")
+        figure.savefig(tmp, format=file_format, dpi=DPI, facecolor="black")
     return path
