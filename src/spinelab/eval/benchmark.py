@@ -31,7 +31,7 @@ from spinelab.io.centroids import Centroids
 from spinelab.io.datasets import find_cases
 from spinelab.io.files import write_text
 from spinelab.io.volume import CTVolume
-from spinelab.methods.base import Method, StageTimer, inside_volume
+from spinelab.methods.base import Method, StageTimer
 from spinelab.review import review_reasons
 
 REAL_EXAMPLES = {
@@ -136,7 +136,7 @@ def evaluate_real(method: Method, cases: list[RealCase], qc_dir: Path | None = N
     for case in cases:
         prediction = method.predict(case.ct)
         pairs[case.name] = (prediction.centroids, case.reference)
-        outside[case.name] = int((~inside_volume(prediction.centroids, case.ct)).sum())
+        outside[case.name] = int((case.ct.distance_outside(prediction.centroids.world) > 0).sum())
         review.add(case.ct, prediction, case.reference)
         if qc_dir is not None:
             render_qc(case.ct, prediction.centroids, qc_dir / f"benchmark_{method.name}_{case.name}_qc.png",

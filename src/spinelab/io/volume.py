@@ -64,6 +64,12 @@ class CTVolume:
         xyz = np.asarray(xyz, dtype=np.float64)
         return (xyz - self.affine[:3, 3]) @ np.linalg.inv(self.affine[:3, :3]).T
 
+    def distance_outside(self, xyz) -> np.ndarray:
+        """Millimetres from each world point to the scanned box (voxel centres plus half a voxel); 0 inside."""
+        voxels = self.to_voxel(np.asarray(xyz, dtype=np.float64).reshape(-1, 3))
+        beyond = np.maximum(-0.5 - voxels, 0.0) + np.maximum(voxels - (np.array(self.shape) - 0.5), 0.0)
+        return np.linalg.norm(beyond * self.spacing, axis=1)
+
     def with_array(self, array: np.ndarray) -> CTVolume:
         """Same grid, other voxel values (e.g. a label map predicted on this volume)."""
         return CTVolume(array, self.affine.copy(), self.source)

@@ -17,19 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 
 if TYPE_CHECKING:
     from spinelab.training.model_file import ModelFile
-
-
-def inside_volume(centroids: Centroids, ct: CTVolume) -> np.ndarray:
-    """Per centroid: does it lie in the scanned box (voxel centres plus half a voxel)?"""
-    voxels = centroids.to_voxel(ct.affine)
-    return ((voxels >= -0.5) & (voxels <= np.array(ct.shape) - 0.5)).all(axis=1)
 
 
 @dataclass
@@ -87,7 +79,7 @@ class Method(ABC):
             canonical = ct.canonical()
         result = self.predict_canonical(canonical, timer)
         centroids = result.centroids
-        inside = inside_volume(centroids, canonical)
+        inside = canonical.distance_outside(centroids.world) == 0
         if not inside.all():  # a vertebra is annotated only where it was scanned
             result.details["outside_volume"] = centroids.take(~inside).names()
             centroids = centroids.take(inside)

@@ -99,9 +99,7 @@ def _inside_volume(ct: CTVolume, points: Centroids | None, source: str) -> tuple
     """
     if points is None or len(points) == 0:
         return points, 0
-    voxels = points.to_voxel(ct.affine)
-    beyond = np.maximum(-0.5 - voxels, 0.0) + np.maximum(voxels - (np.array(ct.shape) - 0.5), 0.0)
-    distance_mm = np.linalg.norm(beyond * ct.spacing, axis=1)
+    distance_mm = ct.distance_outside(points.world)
     inside = distance_mm == 0
     if not inside.any():
         nearest = np.format_float_positional(distance_mm.min(), precision=1, trim="-")
