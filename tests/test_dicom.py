@@ -178,6 +178,15 @@ def test_folder_without_dicom_images(tmp_path):
         read_dicom_series(tmp_path)
 
 
+def test_folder_of_other_image_files_says_to_pass_a_file(tmp_path):
+    for name in ("a.nii.gz", "b.MHA", "c.nrrd", "d.nhdr", "notes.txt"):
+        (tmp_path / name).write_bytes(b"not DICOM")
+    with pytest.raises(SpinelabError) as excinfo:
+        read_ct(tmp_path)
+    assert str(excinfo.value) == (f"{tmp_path}: no DICOM files here, but 4 image file(s) (a.nii.gz, b.MHA, c.nrrd, "
+                                  f"...); pass a file, not the folder")
+
+
 @pytest.mark.filterwarnings("ignore:The DICOM readers are highly experimental")
 def test_in_plane_geometry_agrees_with_nibabel(tmp_path):
     """nibabel's DICOM wrapper (an independent implementation) indexes [row, column]; ours [column, row]."""

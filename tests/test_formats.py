@@ -41,6 +41,7 @@ TRUTH = Centroids([1, 2, 8, 19, 28, 20, 24, 25],
                   + [11.1, -22.2, 33.3])
 WRITTEN_NAMES = {"verse": "c_ctd.json", "verse19": "c_ctd.json", "verse20-miccai": "c_iso-ctd.json",
                  "csi2014": "c.lml", "landmarks": "c_landmarks.csv", "slicer": "c.mrk.json", "csv": "c.csv"}
+CONFIDENCE_FORMATS = ("verse", "verse19", "verse20-miccai", "slicer", "csv")
 
 
 def one_line_error(excinfo, path) -> str:
@@ -59,8 +60,10 @@ def test_every_format_reads_back_what_it_wrote(tmp_path, fmt, grid_name):
     back = read_centroids(path, reference=reference)
     np.testing.assert_array_equal(back.labels, truth.labels)
     assert np.abs(back.world - truth.world).max() <= 1e-6
-    if fmt == "csv":
-        np.testing.assert_allclose(back.confidence, truth.confidence)
+    if fmt in CONFIDENCE_FORMATS:
+        np.testing.assert_allclose(back.confidence, truth.confidence, rtol=1e-3 if fmt == "slicer" else 1e-15)
+    else:
+        assert back.confidence is None
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left behind
 
 
@@ -133,9 +136,51 @@ def test_slicer_file_is_written_in_lps_like_slicer(tmp_path):
     np.testing.assert_allclose(markup["controlPoints"][0]["position"], TRUTH.world[0] * [-1, -1, 1])
 
 
+def test_confidence_is_in_every_prediction_output_and_reads_back(tmp_path):
+    truth = Centroids(TRUTH.labels[:3], TRUTH.world[:3], [0.83, 0.5, 0.123456789])
+    verse = write_centroids(truth, tmp_path / "c_ctd.json", reference=GRIDS["pir"])
+    slicer = write_centroids(truth, tmp_path / "c.mrk.json")
+    table = write_centroids(truth, tmp_path / "c.csv")
+    assert [entry["confidence"] for entry in json.loads(verse.read_text())[1:]] == [0.83, 0.5, 0.123456789]
+    points = json.loads(slicer.read_text())["markups"][0]["controlPoints"]
+    assert [point["description"] for point in points] == ["confidence 0.83", "confidence 0.5", "confidence 0.1235"]
+    assert table.read_text().splitlines()[:3] == ["# frame: RAS+ mm", "label,name,x,y,z,confidence",
+                                                  "1,C1,14.1,-14.2,153.3,0.83"]
+    for path in (verse, table):
+        np.testing.assert_array_equal(read_centroids(path, reference=GRIDS["pir"]).confidence, truth.confidence)
+    np.testing.assert_allclose(read_centroids(slicer).confidence, [0.83, 0.5, 0.1235])
+
+
+def test_files_without_confidence_for_every_point_read_without_confidence(tmp_path):
+    plain = write_centroids(TRUTH, tmp_path / "c_ctd.json", reference=GRIDS["pir"])
+    assert "confidence" not in plain.read_text()
+    assert read_centroids(plain, reference=GRIDS["pir"]).confidence is None
+    data = json.loads(write_centroids(Centroids(TRUTH.labels[:2], TRUTH.world[:2], [0.9, 0.8]),
+                                      tmp_path / "c.mrk.json").read_text())
+    data["markups"][0]["controlPoints"][1]["description"] = "fractured"  # a note typed in Slicer
+    (tmp_path / "c.mrk.json").write_text(json.dumps(data))
+    assert read_centroids(tmp_path / "c.mrk.json").confidence is None
+
+
+@pytest.mark.parametrize("header, to_ras", [("label,name,x_ras,y_ras,z_ras", [1, 1, 1]),
+                                            ("Label,Name,X_LPS,Y_LPS,Z_LPS,Confidence", [-1, -1, 1])])
+def test_csv_without_frame_line_takes_the_frame_from_its_columns(tmp_path, header, to_ras):
+    rows = "\n".join(f"{label},,{x},{y},{z}" + (",0.5" if "Confidence" in header else "")
+                     for label, (x, y, z) in zip(TRUTH.labels, TRUTH.world))
+    path = tmp_path / "points.csv"
+    path.write_text(f"{header}\n{rows}\n")
+    assert detect_format(path) == "csv"
+    back = read_centroids(path)
+    np.testing.assert_array_equal(back.labels, TRUTH.labels)
+    np.testing.assert_allclose(back.world, TRUTH.world * to_ras)
+
+
 @pytest.mark.parametrize("text, problem", [
-    ("label,name,x,y,z\n20,L1,1,2,3\n", "frame"),
+    ("label,name,x,y,z\n20,L1,1,2,3\n", "states no coordinate frame; add a '# frame: RAS+ mm' line, or name the "
+                                        "columns x_ras,y_ras,z_ras (RAS+ mm) or x_lps,y_lps,z_lps (LPS mm)"),
     ("# frame: LPS mm\nlabel,name,x,y,z\n20,L1,1,2,3\n", "frame"),
+    ("# frame: RAS+ mm\nlabel,name,x_lps,y_lps,z_lps\n20,L1,1,2,3\n", "contradicts its LPS columns"),
+    ("label,name,x_ras,y_lps,z\n20,L1,1,2,3\n", "header"),
     ("# frame: RAS+ mm\nlabel,name,x,y,z\n20,L2,1,2,3\n", "disagree"),
     ("# frame: RAS+ mm\nlabel,name,x,y\n20,L1,1,2\n", "header"),
     ("# frame: RAS+ mm\nlabel,name,x,y,z\n20,L1,1,nan,3\n", "NaN"),

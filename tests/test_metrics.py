@@ -11,6 +11,7 @@ from spinelab.eval import pairing
 from spinelab.errors import SpinelabError
 from spinelab.eval.metrics import evaluate_dataset, evaluate_scan
 from spinelab.io.centroids import Centroids
+from spinelab.io.datasets import write_verse_case
 from spinelab.io.formats import read_centroids, write_centroids
 from spinelab.io.images import write_nifti
 from spinelab.io.volume import CTVolume
@@ -233,6 +234,30 @@ def test_evaluate_refuses_folders_without_a_common_case(tmp_path):
         run_evaluate(tmp_path / "pred", tmp_path / "gt")
     with pytest.raises(SpinelabError, match="two centroid files or two folders"):
         run_evaluate(tmp_path / "pred" / "a.csv", tmp_path / "gt")
+
+
+def test_evaluate_against_a_dataset_root_reads_voxel_predictions_on_each_case_ct(tmp_path, capsys):
+    root, pred_dir = tmp_path / "dataset", tmp_path / "pred"
+    truth = spine(range(18, 25), spacing=28.0, offsets=[[0.0, 10.0, 80.0]] * 7)  # T11-L5
+    moved = Centroids(truth.labels, truth.world + [3.0, 0.0, 4.0])  # 5 mm off
+    grids = {"case1": np.diag([1.0, 1.0, 2.0, 1.0]),
+             "case2": np.array([[0, 0, 0.9, -40.0], [-1.5, 0, 0, 70.0], [0, -2.0, 0, 150.0], [0, 0, 0, 1]])}
+    for case, affine in [*grids.items(), ("case3", np.eye(4))]:
+        write_verse_case(root, case, CTVolume(np.zeros((6, 8, 5), np.int16), affine), truth)
+    write_centroids(moved, pred_dir / "sub-case1.mrk.json")
+    # VerSe JSON holds voxel indices on case2's CT, which only the dataset's rawdata/ has.
+    write_centroids(moved, pred_dir / "sub-case2_ctd.json", reference=CTVolume(np.zeros((6, 8, 5)), grids["case2"]))
+
+    assert run_evaluate(pred_dir, root, "--out", tmp_path / "metrics.json") == 0
+    unmatched = "1 ground-truth file(s) without a partner, not scored: sub-case3_seg-subreg_ctd.json"
+    assert unmatched in capsys.readouterr().err
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert sorted(result["scans"]) == ["sub-case1", "sub-case2"]
+    assert result["overall"]["verse_id_rate"] == 1.0
+    assert result["overall"]["error_mm"]["max"] == pytest.approx(5.0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpinelabError, match="holds no centroid files, nor a VerSe or CSI 2014 dataset"):
+        run_evaluate(pred_dir, tmp_path / "empty")
 
 
 def test_case_ids_strip_the_centroid_suffix():

@@ -9,23 +9,31 @@ order wins: world-coordinate formats before voxel ones. Files whose case has no 
 listed, not scored; it is an error only when no case matches at all. Files with a centroid suffix
 but content in no centroid format (a BIDS ``_ct.json`` sidecar) are ignored.
 
+A GT folder that holds no centroid files itself is read as a dataset root in any layout
+``spinelab.io.datasets.find_cases`` knows (VerSe ``rawdata/`` + ``derivatives/``, ``sub-X``
+folders, CSI 2014 scans with ``.lml`` files): its cases' centroid files are the ground truth, with
+the case ids it gives (``sub-verse004`` for ``sub-verse004_ct.nii.gz``), so the predictions
+``spinelab predict`` writes for the dataset's CTs pair with them.
+
 Voxel-coordinate formats (VerSe JSON, CSI .lml, Payer tables) need the image grid they refer to.
-It is, in order: ``--reference`` (a CT or mask file; for folders, a folder searched like the next
-ones), then a NIfTI of the same case next to the GT file, then next to the prediction file. A
-"NIfTI of the case" is ``<case>_ct.nii[.gz]`` or ``<case>.nii[.gz]``, else the first
-``<case>_*.nii[.gz]`` by name (e.g. VerSe's ``<case>_seg-vert_msk.nii.gz``, which shares the CT's
-grid). Only the header is read.
+It is, in order: ``--reference`` (a CT or mask file; for folders, a folder searched like the last
+two), then the case's CT when GT is a dataset root, then a NIfTI of the same case next to the GT
+file, then next to the prediction file. A "NIfTI of the case" is ``<case>_ct.nii[.gz]`` or
+``<case>.nii[.gz]``, else the first ``<case>_*.nii[.gz]`` by name (e.g. VerSe's
+``<case>_seg-vert_msk.nii.gz``, which shares the CT's grid). Only the header is read.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import nibabel as nib
 import numpy as np
 
 from spinelab.errors import SpinelabError
 from spinelab.eval.metrics import MAX_DISTANCE_MM, DatasetMetrics, evaluate_dataset
+from spinelab.io.datasets import find_cases
 from spinelab.io.formats import VOXEL_FORMATS, detect_format, read_centroids
 from spinelab.io.images import NIFTI_SUFFIXES
 from spinelab.io.volume import CTVolume
@@ -69,16 +77,39 @@ def centroid_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def match_cases(pred: Path, gt: Path) -> tuple[dict[str, tuple[Path, Path]], list[Path], list[Path]]:
-    """Pairs {case: (pred file, gt file)} plus the unmatched prediction and GT files."""
+class CaseFiles(NamedTuple):
+    """One case's prediction and ground-truth files and, when GT is a dataset root, its CT."""
+
+    pred: Path
+    gt: Path
+    ct: Path | None = None
+
+
+def _ground_truth(gt: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """{case: GT centroid file} and, for a dataset root, {case: CT} (see the module doc)."""
+    files = centroid_files(gt)
+    if files:
+        return files, {}
+    try:
+        cases = find_cases(gt)
+    except SpinelabError:
+        raise SpinelabError(f"{gt}: holds no centroid files, nor a VerSe or CSI 2014 dataset (rawdata/ + "
+                            f"derivatives/, sub-X folders, or scans with .lml files)") from None
+    return {case.case_id: case.centroids_path for case in cases}, {case.case_id: case.ct_path for case in cases}
+
+
+def match_cases(pred: Path, gt: Path) -> tuple[dict[str, CaseFiles], list[Path], list[Path]]:
+    """Pairs {case: files} plus the unmatched prediction and GT files."""
     if pred.is_file() and gt.is_file():
-        return {case_id(gt): (pred, gt)}, [], []
+        return {case_id(gt): CaseFiles(pred, gt)}, [], []
     if not (pred.is_dir() and gt.is_dir()):
         kinds = ", ".join(f"{p} is {'a folder' if p.is_dir() else 'a file' if p.is_file() else 'missing'}"
                           for p in (pred, gt))
         raise SpinelabError(f"PRED and GT must be two centroid files or two folders ({kinds})")
-    predictions, truths = centroid_files(pred), centroid_files(gt)
-    pairs = {case: (predictions[case], truths[case]) for case in sorted(predictions.keys() & truths.keys())}
+    predictions = centroid_files(pred)
+    truths, cts = _ground_truth(gt)
+    pairs = {case: CaseFiles(predictions[case], truths[case], cts.get(case))
+             for case in sorted(predictions.keys() & truths.keys())}
     if not pairs:
         raise SpinelabError(
             f"no case matches between {pred} ({len(predictions)} centroid files) and {gt} ({len(truths)}); "
@@ -107,15 +138,15 @@ def case_image(case: str, folder: Path) -> Path | None:
     return others[0] if others else None
 
 
-def _reference_for(case: str, files: tuple[Path, Path], reference: Path | None) -> Path | None:
+def _reference_for(case: str, files: CaseFiles, reference: Path | None) -> Path | None:
     if reference is not None and reference.is_file():
         return reference
-    folders = [reference] if reference is not None else []
-    folders += [files[1].parent, files[0].parent]
-    return next((image for folder in folders if (image := case_image(case, folder))), None)
+    candidates = [case_image(case, reference)] if reference is not None else []
+    candidates += [files.ct, case_image(case, files.gt.parent), case_image(case, files.pred.parent)]
+    return next((image for image in candidates if image is not None), None)
 
 
-def _read_case(path: Path, case: str, files: tuple[Path, Path], reference: Path | None):
+def _read_case(path: Path, case: str, files: CaseFiles, reference: Path | None):
     if detect_format(path) not in VOXEL_FORMATS:
         return read_centroids(path)
     image = _reference_for(case, files, reference)
@@ -133,6 +164,6 @@ def evaluate_paths(pred: str | Path, gt: str | Path, reference: str | Path | Non
     if reference is not None and not reference.exists():
         raise SpinelabError(f"{reference}: no such reference image or folder")
     pairs, unmatched_pred, unmatched_gt = match_cases(pred, gt)
-    centroids = {case: (_read_case(files[0], case, files, reference), _read_case(files[1], case, files, reference))
+    centroids = {case: (_read_case(files.pred, case, files, reference), _read_case(files.gt, case, files, reference))
                  for case, files in pairs.items()}
     return evaluate_dataset(centroids, max_distance), unmatched_pred, unmatched_gt

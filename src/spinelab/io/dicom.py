@@ -127,15 +127,28 @@ def _hounsfield(datasets: list[pydicom.Dataset]) -> np.ndarray:
     return (raw.astype(np.float32) * slopes.astype(np.float32) + intercepts.astype(np.float32))
 
 
-def read_dicom_series(folder: str | Path) -> CTVolume:
-    """The CT series in ``folder``: ``array[i, j, k]`` = column i, row j, slice k (sorted along the normal)."""
+def _no_dicom_message(folder: Path, image_suffixes: tuple[str, ...]) -> str:
+    """A folder of NIfTI/MHA/NRRD files given where a DICOM series was expected: point at the files."""
+    images = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(image_suffixes))
+    if not images:
+        return f"{folder}: no DICOM image files; expected a CT series of several slices"
+    shown = ", ".join(images[:3]) + (", ..." if len(images) > 3 else "")
+    return f"{folder}: no DICOM files here, but {len(images)} image file(s) ({shown}); pass a file, not the folder"
+
+
+def read_dicom_series(folder: str | Path, other_image_suffixes: tuple[str, ...] = ()) -> CTVolume:
+    """The CT series in ``folder``: ``array[i, j, k]`` = column i, row j, slice k (sorted along the normal).
+
+    When the folder holds no DICOM, files ending in ``other_image_suffixes`` are named in the error.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise SpinelabError(f"{folder}: not a folder")
     datasets = _single_series(_image_datasets(folder), folder)
-    if len(datasets) < 2:
-        found = "no DICOM image files" if not datasets else "only one DICOM slice"
-        raise SpinelabError(f"{folder}: {found}; expected a CT series of several slices")
+    if not datasets:
+        raise SpinelabError(_no_dicom_message(folder, other_image_suffixes))
+    if len(datasets) == 1:
+        raise SpinelabError(f"{folder}: only one DICOM slice; expected a CT series of several slices")
     row_cosine, column_cosine, (row_spacing, column_spacing), positions = _slice_geometry(datasets, folder)
     normal = np.cross(row_cosine, column_cosine)
     offsets = positions @ normal

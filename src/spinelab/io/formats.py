@@ -38,7 +38,25 @@ its affine and shape are used). The conventions, with the evidence each one rest
     and y (checked: the VID points of verse004/verse010 lie 3-10 mm from the official centroids).
 ``slicer``  3D Slicer markups (``.mrk.json``): a ``Fiducial`` markup whose control point labels are
     vertebra names, world mm in ``coordinateSystem`` LPS (written, as current Slicer does) or RAS.
-``csv``  plain ``label,name,x,y,z[,confidence]`` in RAS+ mm after a ``# frame: RAS+ mm`` line.
+``csv``  plain comma-separated text, one vertebra per row after a header row:
+
+    # frame: RAS+ mm
+    label,name,x,y,z,confidence
+    20,L1,12.5,-40.25,-310.0,0.93
+
+    Lines starting with ``#`` are comments; blank lines are skipped; header names are case-insensitive
+    and cells may carry spaces around them. ``label`` is the VerSe label (1-28) or a name (``L1``);
+    ``name`` may be empty and must otherwise agree with ``label``; each label appears once.
+    ``confidence`` is optional (a column for every row or none). The frame is stated in one of two
+    ways: a ``# frame: RAS+ mm`` line with columns ``x,y,z`` (RAS+ world mm; this form is written),
+    or, without that line, by the column names: ``x_ras,y_ras,z_ras`` for RAS+ world mm,
+    ``x_lps,y_lps,z_lps`` for DICOM/ITK LPS world mm. A file stating no frame, another frame, or two
+    that disagree is refused.
+
+Confidence (``Centroids.confidence``) travels in every format that spinelab writes for predictions:
+the CSV column, a ``"confidence"`` key in each VerSe JSON entry (VerSe readers ignore unknown keys) and
+a ``"confidence 0.83"`` description on each Slicer control point (4 significant digits). It is read
+back when every point of a file carries one.
 """
 
 from __future__ import annotations
@@ -47,6 +65,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +77,7 @@ from spinelab import vertebrae
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import WORLD_FRAME, Centroids
 from spinelab.io.files import write_text
+from spinelab.io.images import nifti_stem
 from spinelab.io.volume import LPS_TO_RAS, CTVolume
 
 FORMATS = ("verse", "verse19", "verse20-miccai", "csi2014", "landmarks", "vid", "slicer", "csv")
@@ -73,6 +93,7 @@ LANDMARK_LABELS = (*range(1, 26), 28)
 SLICER_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/"
                  "Schema/markups-schema-v1.0.3.json#")
 SLICER_LPS_ORIENTATION = [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0]  # identity in RAS, as Slicer writes it
+SLICER_CONFIDENCE = re.compile(r"^\s*confidence\s+(\S+)\s*$", re.IGNORECASE)
 
 
 class _Malformed(ValueError):
@@ -141,6 +162,11 @@ def _point(values, what: str) -> list[float]:
     return [_number(v, what) for v in values]
 
 
+def _all_or_none(confidence: list) -> list | None:
+    """Per-point confidences, or None unless every point has one."""
+    return confidence if confidence and all(value is not None for value in confidence) else None
+
+
 def _num(value) -> str:
     """Shortest text that reads back as the same float."""
     return repr(float(value))
@@ -183,47 +209,53 @@ def _verse_entries(data, legacy: bool):
         raise _Malformed("has a 'direction' entry, so it is a subject-based VerSe file (fmt='verse')")
     if not legacy and len(headers) != 1:
         raise _Malformed("needs exactly one {'direction': [...]} entry (VerSe subject-based format)")
-    labels, coords = [], []
+    labels, coords, confidence = [], [], []
     for entry in points:
         if "label" not in entry or not {"X", "Y", "Z"} <= set(entry):
             raise _Malformed(f"entry {entry!r} lacks 'label', 'X', 'Y' or 'Z'")
         label = _label(entry["label"])
         labels.append(label)
         coords.append([_number(entry[axis], f"{axis} of label {label}") for axis in "XYZ"])
-    return (headers[0]["direction"] if headers else None), labels, np.asarray(coords, dtype=np.float64).reshape(-1, 3)
+        stated = entry.get("confidence")
+        confidence.append(None if stated is None else _number(stated, f"confidence of label {label}"))
+    direction = headers[0]["direction"] if headers else None
+    return direction, labels, np.asarray(coords, dtype=np.float64).reshape(-1, 3), _all_or_none(confidence)
 
 
 def _read_verse(path: Path, reference) -> Centroids:
-    direction, labels, coords = _verse_entries(_load_json(path), legacy=False)
+    direction, labels, coords, confidence = _verse_entries(_load_json(path), legacy=False)
     affine = _file_affine(_need_reference(reference, "VerSe", path), _axcodes(direction))
-    return _centroids(labels, coords @ affine[:3, :3].T + affine[:3, 3])
+    return _centroids(labels, coords @ affine[:3, :3].T + affine[:3, 3], confidence)
 
 
 def _read_verse_mm(axcodes):
     def read(path: Path, reference) -> Centroids:
-        _, labels, coords = _verse_entries(_load_json(path), legacy=True)
+        _, labels, coords, confidence = _verse_entries(_load_json(path), legacy=True)
         affine = _file_affine(_need_reference(reference, "VerSe challenge", path), axcodes, millimetres=True)
-        return _centroids(labels, coords @ affine[:3, :3].T + affine[:3, 3])
+        return _centroids(labels, coords @ affine[:3, :3].T + affine[:3, 3], confidence)
     return read
 
 
-def _verse_json(labels, coords, direction=None) -> str:
+def _verse_json(centroids: Centroids, coords, direction=None) -> str:
     entries = [{"direction": list(direction)}] if direction is not None else []
-    entries += [{"label": int(label), "X": float(x), "Y": float(y), "Z": float(z)}
-                for label, (x, y, z) in zip(labels, coords)]
+    for i, (label, (x, y, z)) in enumerate(zip(centroids.labels, coords)):
+        entry = {"label": int(label), "X": float(x), "Y": float(y), "Z": float(z)}
+        if centroids.confidence is not None:
+            entry["confidence"] = float(centroids.confidence[i])
+        entries.append(entry)
     return json.dumps(entries)
 
 
 def _write_verse(centroids: Centroids, path: Path, reference) -> None:
     reference = _need_reference(reference, "VerSe", path)
     coords = centroids.to_voxel(_file_affine(reference))
-    write_text(path, _verse_json(centroids.labels, coords, direction=reference.axcodes))
+    write_text(path, _verse_json(centroids, coords, direction=reference.axcodes))
 
 
 def _write_verse_mm(axcodes):
     def write(centroids: Centroids, path: Path, reference) -> None:
         affine = _file_affine(_need_reference(reference, "VerSe challenge", path), axcodes, millimetres=True)
-        write_text(path, _verse_json(centroids.labels, centroids.to_voxel(affine)))
+        write_text(path, _verse_json(centroids, centroids.to_voxel(affine)))
     return write
 
 
@@ -318,15 +350,8 @@ def _read_landmarks(path: Path, reference) -> Centroids:
 def _write_landmarks(centroids: Centroids, path: Path, reference) -> None:
     reference = _need_reference(reference, "landmark table", path)
     points = landmarks_from_centroids(centroids, reference)
-    scan = _scan_id(reference.source) if reference.source else path.stem
+    scan = nifti_stem(reference.source) if reference.source else path.stem
     write_text(path, ",".join([scan, *("nan" if math.isnan(v) else _num(v) for v in points.ravel())]) + "\n")
-
-
-def _scan_id(source: str) -> str:
-    name = Path(source).name
-    for suffix in (".nii.gz", ".nii"):
-        name = name.removesuffix(suffix)
-    return name
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -393,7 +418,7 @@ def _read_slicer(path: Path, reference) -> Centroids:
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("markups"), list):
         raise _Malformed("a Slicer markups file is a JSON object with a 'markups' list")
-    labels, points = [], []
+    labels, points, confidence = [], [], []
     for markup in data["markups"]:
         if markup.get("type") != "Fiducial":
             continue
@@ -408,13 +433,17 @@ def _read_slicer(path: Path, reference) -> Centroids:
             labels.append(_label(point["label"]))
             xyz = np.asarray(_point(point["position"], f"position of {point['label']}"))
             points.append(xyz * LPS_TO_RAS if system == "LPS" else xyz)
+            stated = SLICER_CONFIDENCE.match(str(point.get("description", "")))
+            confidence.append(_number(stated.group(1), f"confidence of {point['label']}") if stated else None)
     if not labels and not any(markup.get("type") == "Fiducial" for markup in data["markups"]):
         raise _Malformed("holds no Fiducial (point list) markup")
-    return _centroids(labels, points)
+    return _centroids(labels, points, _all_or_none(confidence))
 
 
 def _write_slicer(centroids: Centroids, path: Path, reference) -> None:
-    points = [{"id": str(i + 1), "label": vertebrae.name(label), "description": "", "associatedNodeID": "",
+    descriptions = ([""] * len(centroids) if centroids.confidence is None
+                    else [f"confidence {value:.4g}" for value in centroids.confidence])
+    points = [{"id": str(i + 1), "label": vertebrae.name(label), "description": descriptions[i], "associatedNodeID": "",
                "position": [float(v) for v in xyz * LPS_TO_RAS], "orientation": SLICER_LPS_ORIENTATION,
                "selected": True, "locked": False, "visibility": True, "positionStatus": "defined"}
               for i, (label, xyz) in enumerate(zip(centroids.labels, centroids.world))]
@@ -425,22 +454,38 @@ def _write_slicer(centroids: Centroids, path: Path, reference) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Plain CSV in RAS+ mm
+# Plain CSV in world mm (the module doc states the format)
 
 _CSV_FRAME_LINE = f"# frame: {WORLD_FRAME}"
+#: Coordinate columns -> the frame their names state (None: the '# frame:' line must state it).
+_CSV_COLUMN_FRAMES = {("x", "y", "z"): None, ("x_ras", "y_ras", "z_ras"): "RAS", ("x_lps", "y_lps", "z_lps"): "LPS"}
+
+
+def _csv_to_ras(frames: list[str], columns: tuple[str, ...]) -> np.ndarray:
+    """Factor taking the file's coordinates to RAS+, from its '# frame:' line or its column names."""
+    named = _CSV_COLUMN_FRAMES[columns]
+    if frames and frames != [WORLD_FRAME]:
+        raise _Malformed(f"a centroid CSV's frame line must read '{_CSV_FRAME_LINE}' (found {frames}); "
+                         f"for LPS coordinates drop it and name the columns x_lps,y_lps,z_lps")
+    if not frames and named is None:
+        raise _Malformed(f"states no coordinate frame; add a '{_CSV_FRAME_LINE}' line, or name the columns "
+                         f"x_ras,y_ras,z_ras (RAS+ mm) or x_lps,y_lps,z_lps (LPS mm)")
+    if frames and named == "LPS":
+        raise _Malformed(f"its '{_CSV_FRAME_LINE}' line contradicts its LPS columns {','.join(columns)}")
+    return LPS_TO_RAS if named == "LPS" else np.ones(3)
 
 
 def _read_csv(path: Path, reference) -> Centroids:
     lines = _text_lines(path)
     comments = [line.strip() for line in lines if line.lstrip().startswith("#")]
     frames = [line.split("frame:", 1)[1].strip() for line in comments if "frame:" in line]
-    if frames != [WORLD_FRAME]:
-        raise _Malformed(f"a centroid CSV must state its frame in one '{_CSV_FRAME_LINE}' line "
-                         f"(found {frames or 'none'})")
     rows = list(csv.reader(line for line in lines if line.strip() and not line.lstrip().startswith("#")))
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
-    if header not in (["label", "name", "x", "y", "z"], ["label", "name", "x", "y", "z", "confidence"]):
-        raise _Malformed(f"header must be 'label,name,x,y,z[,confidence]', got {','.join(header) or 'nothing'}")
+    columns = tuple(header[2:5])
+    if header[:2] != ["label", "name"] or columns not in _CSV_COLUMN_FRAMES or header[5:] not in ([], ["confidence"]):
+        raise _Malformed(f"header must be 'label,name,x,y,z[,confidence]' (or x_ras,y_ras,z_ras / x_lps,y_lps,z_lps "
+                         f"for x,y,z), got {','.join(header) or 'nothing'}")
+    to_ras = _csv_to_ras(frames, columns)
     labels, points, confidence = [], [], []
     for row in rows[1:]:
         if len(row) != len(header):
@@ -449,7 +494,7 @@ def _read_csv(path: Path, reference) -> Centroids:
         if row[1].strip() and _label(row[1].strip()) != label:
             raise _Malformed(f"label {row[0]} and name {row[1]!r} disagree")
         labels.append(label)
-        points.append([_number(v, f"coordinate of {vertebrae.name(label)}") for v in row[2:5]])
+        points.append(to_ras * [_number(v, f"coordinate of {vertebrae.name(label)}") for v in row[2:5]])
         if len(header) == 6:
             confidence.append(_number(row[5], f"confidence of {vertebrae.name(label)}"))
     return _centroids(labels, points, confidence if len(header) == 6 else None)

@@ -1,4 +1,5 @@
-"""Reading and writing image files: NIfTI and DICOM series as ``CTVolume``, checked to be usable CTs."""
+"""Reading and writing image files: NIfTI, MetaImage, NRRD and DICOM series as ``CTVolume``, checked to be
+usable CTs."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ import numpy as np
 from spinelab.errors import SpinelabError
 from spinelab.io.dicom import read_dicom_series
 from spinelab.io.files import atomic_path
+from spinelab.io.itk import ITK_SUFFIXES, read_itk
 from spinelab.io.volume import CTVolume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: Every image file spinelab reads (lower case); a DICOM series comes as a folder instead.
+IMAGE_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 
 
 def nifti_stem(path: str | Path) -> str:
-    """File name without .nii/.nii.gz (any case); other names, such as a DICOM folder's, stay whole."""
+    """File name without its image suffix (.nii.gz, .mha, ... in any case); other names, such as a DICOM
+    folder's, stay whole."""
     name = Path(path).name
-    for suffix in NIFTI_SUFFIXES:
+    for suffix in IMAGE_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -78,25 +83,28 @@ def read_nifti(path: str | Path, check_ct: bool = True) -> CTVolume:
 
 
 def read_ct(path: str | Path) -> CTVolume:
-    """Read a CT from a NIfTI file or a DICOM series folder, checking that it is a usable CT."""
+    """Read a CT from an image file (``IMAGE_SUFFIXES``) or a DICOM series folder, checking that it is a usable CT."""
     path = Path(path)
     if not path.exists():
         raise SpinelabError(f"{path}: no such file or folder")
     if path.is_dir():
-        volume = read_dicom_series(path)
-        _check_ct_values(volume.array, path.name)
-        return volume
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
+        volume = read_dicom_series(path, other_image_suffixes=IMAGE_SUFFIXES)
+    elif path.name.lower().endswith(NIFTI_SUFFIXES):
         return read_nifti(path)
-    raise SpinelabError(f"{path}: not a CT file (expected .nii, .nii.gz or a DICOM series folder)")
+    elif path.name.lower().endswith(ITK_SUFFIXES):
+        volume = read_itk(path)
+    else:
+        raise SpinelabError(f"{path}: not a CT file (expected {', '.join(IMAGE_SUFFIXES)} or a DICOM series folder)")
+    _check_ct_values(volume.array, path.name)
+    return volume
 
 
 def read_label_map(path: str | Path) -> CTVolume:
-    """Read an integer label map (VerSe or TotalSegmentator) as a volume of integers."""
+    """Read an integer label map (VerSe, TotalSegmentator, a 3D Slicer labelmap or one-layer .seg.nrrd) as integers."""
     path = Path(path)
     if not path.exists():
         raise SpinelabError(f"{path}: no such file")
-    volume = read_nifti(path, check_ct=False)
+    volume = read_itk(path) if path.name.lower().endswith(ITK_SUFFIXES) else read_nifti(path, check_ct=False)
     array = volume.array
     if array.dtype.kind == "f":
         if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
