@@ -4,8 +4,9 @@ Positives are a synthetic validation set; negatives are volumes with no spine ma
 from scratch: Gaussian and uniform noise, a lateral crop beside the spine, slices below the
 lowest vertebra, a water sphere with a skull-like shell, and a 4 x 4 x 4 volume. For every
 scan the default multiview model's evidence is collected without any presence filter; the tables
-show how candidate thresholds separate spines from no spines, and how often vertebrae below a
-confidence are wrongly labelled. Run::
+show how candidate thresholds separate spines from no spines (a spine needs a candidate that the
+localizer scores high and one that the identifier labels with confidence), and how often vertebrae
+below a confidence are wrongly labelled. Run::
 
     spinelab synth --n 30 --seed 2000 --out runs/validation --workers 2
     python benchmarks/review_thresholds.py runs/validation
@@ -63,13 +64,12 @@ def evidence(prediction) -> dict:
     return {"n": len(prediction.centroids), "score": np.array(details.get("detection_score", [])),
             "support": np.array(details.get("support_fraction", [])),
             "agreement": np.array(details.get("view_agreement", [])),
-            "confidence": np.array(prediction.centroids.confidence if prediction.centroids.confidence is not None
-                                   else [])}
+            "label_confidence": np.array(details.get("label_confidence", []))}
 
 
 def main(data: str) -> None:
     method = load_method("multiview")
-    method = variant(method, min_detection_score=0.0, min_spine_vertebrae=0)
+    method = variant(method, min_detection_score=0.0, spine_detection_score=0.0, spine_label_confidence=0.0)
     cases = find_cases(data)
     rng = np.random.default_rng(0)
     positives, vertebrae_rows = {}, []
@@ -78,28 +78,39 @@ def main(data: str) -> None:
         prediction = method.predict(ct)
         positives[case.case_id] = evidence(prediction)
         records = {r.label: r for r in evaluate_scan(prediction.centroids, truth).records}
-        for i, label in enumerate(prediction.centroids.labels):
-            record = records[int(label)]
-            vertebrae_rows.append((prediction.centroids.confidence[i], positives[case.case_id]["score"][i],
-                                   positives[case.case_id]["agreement"][i], bool(record.verse_hit)))
+        candidate = {label: i for i, label in enumerate(prediction.details["labels"])}
+        for label, confidence in zip(prediction.centroids.labels, prediction.centroids.confidence):
+            i = candidate[int(label)]
+            vertebrae_rows.append((confidence, positives[case.case_id]["score"][i],
+                                   positives[case.case_id]["agreement"][i], bool(records[int(label)].verse_hit)))
     negative = {name: evidence(method.predict(ct)) for name, ct in negatives(cases, rng).items()}
-    print("| scan | kind | vertebrae | median detection score | max detection score | median support |")
-    print("|---|---|---|---|---|---|")
+    print("| scan | kind | vertebrae | median detection score | max detection score | median support | "
+          "max label confidence |")
+    print("|---|---|---|---|---|---|---|")
     for kind, group in (("spine", positives), ("no spine", negative)):
         for name, e in group.items():
             stats = [f"{np.median(e[k]):.3f}" if len(e[k]) else "-" for k in ("score",)]
             top = f"{e['score'].max():.3f}" if len(e["score"]) else "-"
             support = f"{np.median(e['support']):.2f}" if len(e["support"]) else "-"
-            print(f"| {name} | {kind} | {e['n']} | {stats[0]} | {top} | {support} |")
+            sure = f"{e['label_confidence'].max():.2f}" if len(e["label_confidence"]) else "-"
+            print(f"| {name} | {kind} | {e['n']} | {stats[0]} | {top} | {support} | {sure} |")
     print()
-    print("| min detection score | spines kept | no-spine scans rejected | vertebrae kept in spines |")
-    print("|---|---|---|---|")
-    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        kept = sum(bool((e["score"] >= threshold).sum() >= 1) for e in positives.values())
-        rejected = sum(not (e["score"] >= threshold).any() for e in negative.values())
-        vertebrae_kept = sum(int((e["score"] >= threshold).sum()) for e in positives.values())
-        total = sum(e["n"] for e in positives.values())
-        print(f"| {threshold} | {kept}/{len(positives)} | {rejected}/{len(negative)} | {vertebrae_kept}/{total} |")
+    print("| candidates kept from score | a spine needs a candidate scored | and one labelled with confidence | "
+          "spines kept | no-spine scans rejected | candidates kept in spines |")
+    print("|---|---|---|---|---|---|")
+    total = sum(len(e["score"]) for e in positives.values())
+    for keep in (0.4, 0.5, 0.6):
+        for presence in (0.6, 0.7, 0.8):
+            for sure in (0.0, 0.3, 0.4, 0.5):
+                def spine(e):
+                    kept = e["score"] >= keep
+                    return bool(kept.any()) and e["score"][kept].max() >= presence and \
+                        e["label_confidence"][kept].max() >= sure
+                kept = sum(spine(e) for e in positives.values())
+                rejected = sum(not spine(e) for e in negative.values())
+                candidates = sum(int((e["score"] >= keep).sum()) for e in positives.values() if spine(e))
+                print(f"| {keep} | {presence} | {sure} | {kept}/{len(positives)} | {rejected}/{len(negative)} | "
+                      f"{candidates}/{total} |")
     rows = np.array(vertebrae_rows, dtype=float)
     print()
     print("| confidence below | vertebrae flagged | wrong among flagged | wrong among the rest |")

@@ -142,7 +142,8 @@ def test_more_candidates_than_a_spine_has_keeps_the_best_supported():
         points = view.project(points_world)
         heatmaps.append(gaussian_heatmap(np.asarray(points)[:, ::-1], view.shape, 1.0))
         probabilities.append(torch.full((NUM_CLASSES, *view.shape), 1.0 / NUM_CLASSES))
-    method = IdealNetworks(Centroids.empty(), dataclasses.replace(config, peak_min_distance_mm=4.0))
+    method = IdealNetworks(Centroids.empty(), dataclasses.replace(config, peak_min_distance_mm=4.0,
+                                                                  spine_label_confidence=0.0))  # no identifier here
     centroids, details = method.decode(np.stack(heatmaps), torch.stack(probabilities), views)
     assert len(centroids) == NUM_CLASSES - 1
     assert len(set(centroids.labels.tolist())) == len(centroids)

@@ -2,7 +2,7 @@
 
 A method adds reasons of its own to ``Prediction.review`` (multiview: its views disagree); these
 are the ones any result can be judged by. Thresholds were chosen on synthetic validation scans
-(``benchmarks/review_thresholds.py``), never on the real CTs.
+(``benchmarks/review_thresholds.py``, tables in docs/REVIEW_THRESHOLDS.md), never on the real CTs.
 """
 
 from __future__ import annotations

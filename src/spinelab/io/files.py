@@ -18,7 +18,7 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=suffix[-40:], dir=path.parent)  # names <= 255
     os.close(fd)
     try:
         yield Path(tmp)

@@ -31,8 +31,11 @@ class MultiViewConfig:
     sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy
     weighted_voting: bool = True  # weight each view's vote by 1 - its Sequence Loss
     missed_vertebra_penalty: float | None = 0.5  # label sequence may skip a class at this cost (None: never)
-    min_detection_score: float = 0.0  # a fused vertebra's mean heatmap peak must reach this, else it is dropped
-    min_spine_vertebrae: int = 0  # fewer vertebrae than this left: no spine in the scan
+    # Chosen on synthetic validation scans and no-spine volumes (benchmarks/review_thresholds.py):
+    min_detection_score: float = 0.4  # a fused vertebra's mean heatmap peak must reach this, else it is dropped
+    spine_detection_score: float = 0.7  # a spine needs a candidate the localizer scores at least this ...
+    spine_label_confidence: float = 0.4  # ... and one the identifier labels this surely; else no vertebrae
+    review_view_agreement: float = 0.5  # a vertebra fewer of whose views agree on its label needs review
 
     def __post_init__(self):
         multiple = 32 * self.identifier_scale  # five stride-2 stages after the identifier's pooling

@@ -82,16 +82,20 @@ class MultiViewMethod(Method):
             keep = sorted(sorted(range(len(fused)), key=lambda i: support[i])[-len(VERTEBRA_CLASSES):])
             fused = [fused[i] for i in keep]
         fused = [v for v in fused if _detection_score(v, scores) >= config.min_detection_score]
-        if len(fused) < max(config.min_spine_vertebrae, 1):
-            reason = (f"{len(fused)} vertebra candidate(s) with a heatmap score of at least "
-                      f"{config.min_detection_score:g}; a spine needs {config.min_spine_vertebrae}")
-            return Centroids.empty(), {"peaks": points, "sequence_losses": losses, "no_spine": reason}
         labels, confidence = identify(fused, matrices, losses, config.missed_vertebra_penalty)
         centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
         details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused],
                    "support_fraction": [v.support / len(views) for v in fused],
                    "detection_score": [_detection_score(vertebra, scores) for vertebra in fused],
+                   "labels": labels.tolist(), "label_confidence": confidence.tolist(),
                    "view_agreement": [_view_agreement(vertebra, matrices, label) for vertebra, label in zip(fused, labels)]}
+        best_score = max(details["detection_score"], default=0.0)
+        best_confidence = max(details["label_confidence"], default=0.0)
+        if not (fused and best_score >= config.spine_detection_score and best_confidence >= config.spine_label_confidence):
+            details["no_spine"] = (f"no spine: best localizer score {best_score:.2f} (a spine needs "
+                                   f"{config.spine_detection_score:g}), best label confidence {best_confidence:.2f} "
+                                   f"(needs {config.spine_label_confidence:g})")
+            return Centroids.empty(), details
         return centroids, details
 
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
@@ -105,7 +109,10 @@ class MultiViewMethod(Method):
         with timer("fusion"):
             centroids, details = self.decode(heatmaps, probabilities, views)
         details.update(views=views, images=images, heatmaps=heatmaps)
-        return Prediction(centroids, details=details)
+        doubtful = [name for name, agreement in zip(centroids.names(), details.get("view_agreement", []))
+                    if agreement < self.config.review_view_agreement]
+        review = [f"views disagree on the label of {' '.join(doubtful)}"] if doubtful else []
+        return Prediction(centroids, details=details, review=review)
 
 
 def _view_agreement(vertebra, matrices, label: int) -> float:
