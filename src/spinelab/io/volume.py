@@ -74,6 +74,13 @@ class CTVolume:
         """Same grid, other voxel values (e.g. a label map predicted on this volume)."""
         return CTVolume(array, self.affine.copy(), self.source)
 
+    def cropped(self, box: tuple[slice, ...]) -> CTVolume:
+        """The sub-volume ``array[box]`` (unit-step slices) with its exact affine: world positions kept."""
+        starts = [s.indices(n)[0] for s, n in zip(box, self.shape)]
+        affine = self.affine.copy()
+        affine[:3, 3] = self.to_world(starts)
+        return CTVolume(np.ascontiguousarray(self.array[box]), affine, self.source)
+
     def reoriented(self, axcodes=("R", "A", "S")) -> CTVolume:
         """The same volume with its axes permuted/flipped to ``axcodes``; world positions unchanged."""
         current = nio.io_orientation(self.affine)
