@@ -130,7 +130,7 @@ def _crop_around(ct: CTVolume, labels: CTVolume, scheme: str, first: str, last: 
     whole where the neighbours allow it, the neighbours cut."""
     from spinelab.io.labelmap import vertebra_mask
 
-    canonical, mask = ct.canonical(), vertebra_mask(labels, scheme).canonical()
+    canonical, mask = ct.canonical(), vertebra_mask(labels, scheme).reoriented(("R", "A", "S"))
     levels = {}
     for label in np.unique(mask.array)[1:]:
         k = np.nonzero((mask.array == label).any(axis=(0, 1)))[0]
@@ -144,7 +144,7 @@ def _crop_around(ct: CTVolume, labels: CTVolume, scheme: str, first: str, last: 
     if above in levels:
         high = min(high, levels[above][1] - 1)
     box = (slice(None), slice(None), slice(max(low, 0), min(high + 1, canonical.shape[2])))
-    return canonical.cropped(box), labels.canonical().cropped(box)
+    return canonical.cropped(box), labels.reoriented(("R", "A", "S")).cropped(box)
 def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
                      progress: bool = True) -> tuple[DatasetMetrics, float, ReviewCounts]:
     """Metrics on a VerSe-layout dataset, the median seconds ``Method.predict`` took per scan, review flags."""

@@ -4,15 +4,17 @@ usable CTs."""
 from __future__ import annotations
 
 import gzip
+import warnings
 import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from spinelab.errors import SpinelabError
+from spinelab.errors import SpinelabError, SpinelabWarning
 from spinelab.io.dicom import read_dicom_series
 from spinelab.io.files import atomic_path
+from spinelab.io.intensity import checked_hounsfield
 from spinelab.io.itk import ITK_SUFFIXES, read_itk
 from spinelab.io.volume import CTVolume
 
@@ -37,7 +39,8 @@ def scan_id(path: str | Path) -> str:
     return stem.removesuffix("_ct") if stem != Path(path).name else stem
 
 
-def _check_ct_values(array: np.ndarray, name: str) -> None:
+def _check_ct_values(array: np.ndarray, name: str) -> np.ndarray:
+    """The array if it is a usable CT in Hounsfield units (converted if safely recognisable); else SpinelabError."""
     if min(array.shape) < 4:
         raise SpinelabError(f"{name}: volume {array.shape} is too small to be a CT scan")
     if array.dtype.kind not in "biuf":
@@ -50,9 +53,12 @@ def _check_ct_values(array: np.ndarray, name: str) -> None:
     if array.dtype.kind in "biu" and low >= 0 and high <= 255 and len(np.unique(array[::4, ::4, ::4])) <= 64:
         raise SpinelabError(
             f"{name}: looks like a label map (integer values {low:g}..{high:g}), not a CT in Hounsfield units")
+    array = checked_hounsfield(array, name)
+    low, high = float(array.min()), float(array.max())
     if high < 100 or low > 0:
         raise SpinelabError(
             f"{name}: intensities {low:g}..{high:g} are not CT Hounsfield units (expected air below 0 and bone above 100)")
+    return array
 
 
 def _squeeze_to_3d(array: np.ndarray, name: str) -> np.ndarray:
@@ -75,11 +81,16 @@ def read_nifti(path: str | Path, check_ct: bool = True) -> CTVolume:
         raise SpinelabError(f"{path}: cannot read as NIfTI ({str(exc).splitlines()[0]})") from None
     array = _squeeze_to_3d(array, path.name)
     if check_ct:
-        _check_ct_values(array, path.name)
+        array = _check_ct_values(array, path.name)
     affine = image.affine
     if affine is None:
         raise SpinelabError(f"{path}: NIfTI header has no spatial transform")
-    return CTVolume(array, affine, str(path))
+    volume = CTVolume(array, affine, str(path))
+    if image.header["sform_code"] == 0 and image.header["qform_code"] == 0:
+        warnings.warn(f"{path.name} has no orientation in its header (sform and qform codes 0); assuming "
+                      f"{''.join(volume.axcodes)} axes of {' x '.join(f'{s:g}' for s in volume.spacing)} mm voxels "
+                      "centred on the world origin, as nibabel does", SpinelabWarning, stacklevel=2)
+    return volume
 
 
 def read_ct(path: str | Path) -> CTVolume:
@@ -95,8 +106,7 @@ def read_ct(path: str | Path) -> CTVolume:
         volume = read_itk(path)
     else:
         raise SpinelabError(f"{path}: not a CT file (expected {', '.join(IMAGE_SUFFIXES)} or a DICOM series folder)")
-    _check_ct_values(volume.array, path.name)
-    return volume
+    return volume.with_array(_check_ct_values(volume.array, path.name))
 
 
 def read_label_map(path: str | Path) -> CTVolume:

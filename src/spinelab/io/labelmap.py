@@ -129,7 +129,7 @@ def _cropped(numbered: CTVolume, box: tuple[slice, ...], label: int, margin: int
     mask = np.pad(numbered.array[box] == label, margin)
     affine = numbered.affine.copy()
     affine[:3, 3] = numbered.to_world(start - margin)
-    return CTVolume(mask, affine, numbered.source).canonical()
+    return CTVolume(mask, affine, numbered.source).reoriented(("R", "A", "S"))  # labels: never interpolated
 
 
 def centroids_from_label_map(labels: CTVolume, scheme: str = "auto", kind: str = "body") -> Centroids:

@@ -267,7 +267,7 @@ def qc_figure(ct: CTVolume, centroids: Centroids | None, title: str | None = Non
     hidden = [f"{count} {what}" for count, what in ((centroids_outside, "centroid(s)"),
                                                     (reference_outside, "reference centroid(s)")) if count]
     note = f"; {' and '.join(hidden)} outside the volume not shown" if hidden else ""
-    canonical = ct.canonical()
+    canonical = ct.reoriented(("R", "A", "S"))  # the nearest axis order: a picture needs no resampling
     spacing = canonical.spacing
     curve = _spine_curve(canonical, reference if reference is not None and len(reference) else centroids)
     panels = []
