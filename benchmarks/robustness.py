@@ -29,7 +29,7 @@ def run_cli(argv) -> tuple[int, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
         code = main([str(a) for a in argv])
-    return code, stdout.getvalue(), stderr.getvalue()
+    return code, stdout.getvalue(), "\n".join(line.split("\r")[-1] for line in stderr.getvalue().splitlines())
 
 
 def spinelab_lines(text: str, folder: Path) -> list[str]:

@@ -50,12 +50,14 @@ def rotated_copy(ct: CTVolume, axis: int, degrees: float = 30.0, shear: float = 
     return moved.with_array(moved.array.astype(np.int16))
 
 
-def _nifti(path: Path, array, affine=None, orientation: bool = True) -> list[Path]:
-    image = nib.Nifti1Image(np.asarray(array), np.diag([2.0, 2.0, 2.0, 1.0]) if affine is None else affine)
-    if not orientation:
-        image.header.set_qform(None, code=0)
-        image.header.set_sform(None, code=0)
-    nib.save(image, str(path))
+def _nifti(path: Path, array, affine=None) -> list[Path]:
+    nib.save(nib.Nifti1Image(np.asarray(array), np.diag([2.0, 2.0, 2.0, 1.0]) if affine is None else affine), str(path))
+    return [path]
+
+
+def _no_orientation(path: Path, array) -> list[Path]:
+    """A NIfTI whose header has neither sform nor qform (both codes 0)."""
+    nib.save(nib.Nifti1Image(np.asarray(array), None), str(path))
     return [path]
 
 
@@ -186,7 +188,7 @@ CATALOGUE = (
     InputCase("a sheared affine", lambda f, ct: [write_nifti(rotated_copy(ct, 2, 0.0, shear=0.3), f / "sheared_ct.nii.gz")],
               "warned", ("oblique",)),
     InputCase("no sform and no qform",
-              lambda f, ct: _nifti(f / "no_orientation.nii.gz", ct.array, ct.affine, orientation=False),
+              lambda f, ct: _no_orientation(f / "no_orientation.nii.gz", ct.array),
               "warned", ("no orientation",)),
     InputCase("two inputs with one name (a/ct.nii.gz, b/ct.nii.gz)", _subfolders, "ok"),
     InputCase("x.nii.gz next to x_ct.nii.gz", lambda f, ct: _copy(f, ct, "x.nii.gz", "x_ct.nii.gz"), "ok"),

@@ -22,10 +22,11 @@ from spinelab.io.images import write_nifti
 
 
 def run_cli(argv) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr, each line as a terminal shows it (progress bars redraw after a CR)."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
         code = main([str(a) for a in argv])
-    return code, stdout.getvalue(), stderr.getvalue()
+    return code, stdout.getvalue(), "\n".join(line.split("\r")[-1] for line in stderr.getvalue().splitlines())
 
 
 @pytest.fixture(scope="module")

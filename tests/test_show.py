@@ -18,8 +18,9 @@ MAGIC = {"png": b"\x89PNG", "jpg": b"\xff\xd8\xff", "jpeg": b"\xff\xd8\xff", "pd
 
 @pytest.fixture(scope="module")
 def small_ct(tmp_path_factory):
-    """A 30 mm cube of water with a bone block at its centre, stored as NIfTI."""
-    array = np.zeros((30, 30, 30), np.int16)
+    """A 30 mm cube of air around water with a bone block at its centre, stored as NIfTI."""
+    array = np.full((30, 30, 30), -1000, np.int16)
+    array[2:28, 2:28, 2:28] = 0
     array[10:20, 10:20, 10:20] = 1200
     affine = np.diag([1.0, 1.0, 1.0, 1.0])
     affine[:3, 3] = -14.5

@@ -54,7 +54,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"spinelab: warning: {message}", file=sys.stderr)
+    from tqdm import tqdm
+
+    tqdm.write(f"spinelab: warning: {message}", file=sys.stderr)  # on a line of its own, not after a progress bar
 
 
 def main(argv: list[str] | None = None) -> int:

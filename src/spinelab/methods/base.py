@@ -30,7 +30,7 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     label_map: CTVolume | None = None  # VerSe-numbered vertebra labels (scnet), in world position
-    review: list[str] = field(default_factory=list)  # why a person should check this result (empty: no reason)
+    review: list[str] = field(default_factory=list)  # why a person should check it (``spinelab.review``)
 
 
 class StageTimer:
@@ -83,7 +83,13 @@ class Method(ABC):
         if not inside.all():  # a vertebra is annotated only where it was scanned
             result.details["outside_volume"] = centroids.take(~inside).names()
             centroids = centroids.take(inside)
-        return Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map, result.review)
+        prediction = Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map)
+        prediction.review = self.review(prediction)
+        return prediction
+
+    def review(self, prediction: Prediction) -> list[str]:
+        """Reasons of the method's own why a person should check the final result (none by default)."""
+        return []
 
     @abstractmethod
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:

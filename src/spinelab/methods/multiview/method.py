@@ -109,10 +109,14 @@ class MultiViewMethod(Method):
         with timer("fusion"):
             centroids, details = self.decode(heatmaps, probabilities, views)
         details.update(views=views, images=images, heatmaps=heatmaps)
-        doubtful = [name for name, agreement in zip(centroids.names(), details.get("view_agreement", []))
-                    if agreement < self.config.review_view_agreement]
-        review = [f"views disagree on the label of {' '.join(doubtful)}"] if doubtful else []
-        return Prediction(centroids, details=details, review=review)
+        return Prediction(centroids, details=details)
+
+    def review(self, prediction: Prediction) -> list[str]:
+        """Vertebrae on whose label fewer than ``review_view_agreement`` of their views agree."""
+        agreement = dict(zip(prediction.details.get("labels", []), prediction.details.get("view_agreement", [])))
+        doubtful = [name for label, name in zip(prediction.centroids.labels, prediction.centroids.names())
+                    if agreement.get(int(label), 1.0) < self.config.review_view_agreement]
+        return [f"views disagree on the label of {' '.join(doubtful)}"] if doubtful else []
 
 
 def _view_agreement(vertebra, matrices, label: int) -> float:
