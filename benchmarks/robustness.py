@@ -33,7 +33,9 @@ def run_cli(argv) -> tuple[int, str, str]:
 
 
 def spinelab_lines(text: str, folder: Path) -> list[str]:
-    return [line.replace(str(folder) + "/", "") for line in text.splitlines() if line.startswith("spinelab:")]
+    """spinelab's own lines, with the temporary folder's path left out."""
+    return [line.replace(f"{folder}/", "").replace(str(folder), ".") for line in text.splitlines()
+            if line.startswith("spinelab:")]
 
 
 def cell(text: str) -> str:
@@ -57,22 +59,22 @@ def main_report(out: Path) -> None:
                 f"({len(paths)} inputs, {seconds:.0f} s, exit status {code}); `tests/test_robustness.py` checks the "
                 "same catalogue. Refused inputs get one line and no output file; the batch goes on; "
                 "`spinelab_summary.csv` lists every input.", "",
-                "| input | expected | status | vertebrae | needs review | what spinelab said |", "|---|---|---|---|---|---|"]
+                "| input | expected | status | vertebrae | needs review | what spinelab said |",
+                "|---|---|---|---|---|---|"]
         for case in CATALOGUE:
             for path in inputs[case.kind]:
                 row = rows[str(path)]
                 name = path.name
-                said = [line for line in lines if f" {name}:" in line or f"/{name}:" in line]
-                if row["status"] == "ok" and not said:
-                    said = [f"{row['labels']}"]
+                said = [line for line in lines if f" {name}:" in line or f"/{name}:" in line or f" {name} " in line]
                 if row["status"] == "no vertebrae":
-                    said = [row["message"]]
-                warned = [line for line in lines if line.startswith("spinelab: warning:") and
-                          any(word.lower() in line.lower() for word in case.words)] if case.expect == "warned" else []
+                    said.append(row["message"])
+                elif row["status"] == "ok":
+                    said.append(f"labels {row['labels']}")
                 text.append(f"| {cell(case.kind)} (`{cell(name[:40])}`) | {case.expect} | {row['status']} | "
                             f"{row['vertebrae'] or '-'} | {cell(row['reasons'] or row['needs_review'])} | "
-                            f"{cell(' / '.join(said + warned[:1]))} |")
-        text += ["", "## Options and output locations", "", "| what | exit status | what spinelab said |", "|---|---|---|"]
+                            f"{cell(' / '.join(said))} |")
+        text += ["", "## Options and output locations", "",
+                 "| what | exit status | what spinelab said |", "|---|---|---|"]
         scan = write_nifti(spine_ct(), folder / "scan.nii.gz")
         (folder / "a_file").write_text("x")
         for what, argv in (

@@ -82,7 +82,8 @@ def test_an_output_location_that_is_a_file_fails_before_any_work(tmp_path, monke
     scan = write_nifti(spine_ct(), tmp_path / "scan.nii.gz")
     (tmp_path / "file").write_text("x")
     code, _, stderr = run_cli(["predict", scan, "--out", tmp_path / "file"])
-    assert code == 2 and stderr.strip() == f"spinelab: error: {tmp_path / 'file'}: output location is a file, not a folder"
+    assert code == 2
+    assert stderr.strip() == f"spinelab: error: {tmp_path / 'file'}: output location is a file, not a folder"
     code, _, stderr = run_cli(["predict", scan, "--out", tmp_path / "file" / "below"])
     assert code == 2 and "is a file" in stderr and len(stderr.strip().splitlines()) == 1
 

@@ -61,7 +61,8 @@ def train(data, out: Path, iterations: int = 2, batch_size: int = 2, lr: float =
     def prepare(ct, centroids, mask, rng):
         volume = network_input(ct.canonical(), config)
         points = centroids.to_voxel(volume.affine)
-        return {"image": volume.array, "heatmap": gaussian_heatmap(points, volume.shape, config.sigma_mm / config.spacing_mm)}
+        heatmap = gaussian_heatmap(points, volume.shape, config.sigma_mm / config.spacing_mm)
+        return {"image": volume.array, "heatmap": heatmap}
 
     build_cache(data, Path(out) / "cache", prepare, seed, progress)
     network = ToyTrainer(load_cache(Path(out) / "cache"), config, out, iterations=iterations, batch_size=batch_size,

@@ -6,8 +6,9 @@ method named by ``--method`` on the command line, whose own options they add.
 
 What reaches stderr is spinelab's own: third-party warnings and log records are silenced,
 ``SpinelabWarning`` becomes one ``spinelab: warning:`` line, and Ctrl-C at any point ends with
-``spinelab: interrupted`` and exit status 130 (the console script also covers interpreter exit). Every ``SpinelabError`` becomes one line on
-stderr and exit status 2; no traceback reaches the user unless SPINELAB_DEBUG=1.
+``spinelab: interrupted`` and exit status 130 (the console script also covers interpreter exit).
+Every ``SpinelabError`` becomes one line on stderr and exit status 2; no traceback reaches the user
+unless SPINELAB_DEBUG=1.
 """
 
 from __future__ import annotations

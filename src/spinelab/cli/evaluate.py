@@ -1,6 +1,7 @@
 """``spinelab evaluate PRED GT [--out metrics.json] [--reference CT_OR_MASK]``: score centroids against ground truth.
 
-PRED and GT are two centroid files or two folders paired by case id (``spinelab.eval.pairing``).
+PRED and GT are two centroid files or two folders paired by case id; GT may also be a VerSe or CSI2014
+dataset root (``spinelab.eval.pairing``).
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ def register(subparsers) -> None:
         "evaluate", help="score predicted centroids against ground truth (identification rates, errors)",
         description="Compare predicted vertebra centroids with ground truth: VerSe and CSI2014 identification "
                     "rates, localization error (mean/median/std/max), one-to-one detection precision/recall, per "
-                    "region and overall. PRED and GT are two centroid files or two folders paired by case id. Prints a "
-                    "table per region and writes every metric, per case and per vertebra, to OUT (JSON).")
+                    "region and overall. PRED and GT are two centroid files or two folders paired by case id (GT may be "
+                    "a VerSe or CSI2014 dataset root). Prints a table per region and writes every metric, per case "
+                    "and per vertebra, to OUT (JSON).")
     parser.add_argument("pred", help="predicted centroid file, or a folder of them")
-    parser.add_argument("gt", help="ground-truth centroid file, or a folder of them")
+    parser.add_argument("gt", help="ground-truth centroid file, a folder of them, or a VerSe/CSI2014 dataset root")
     parser.add_argument("--out", default="spinelab_metrics.json",
                         help="JSON file for all metrics, per case and per vertebra (default: %(default)s)")
     parser.add_argument("--reference", help="CT or mask whose grid voxel-coordinate files refer to "

@@ -45,7 +45,7 @@ def register(subparsers) -> None:
                     "region and, optionally, reference (ground-truth) centroids as labelled rings joined to the "
                     "prediction of the same label. Centroids outside the CT's volume are left out and counted in the "
                     "panel titles; a file with none inside is refused.")
-    parser.add_argument("ct", help="CT as NIfTI (.nii/.nii.gz) or a DICOM series folder")
+    parser.add_argument("ct", help="CT file (NIfTI, MHA/MHD, NRRD) or a DICOM series folder")
     parser.add_argument("--centroids", help="centroid file to draw (any format spinelab reads)")
     parser.add_argument("--reference", help="reference (ground-truth) centroid file, drawn as rings")
     parser.add_argument("--out", metavar="PICTURE",

@@ -40,7 +40,8 @@ class Trainer:
     def __init__(self, out: str | Path, iterations: int, batch_size: int = 8, lr: float = 1e-3, seed: int = 0,
                  device: str = "cpu", checkpoint_every: int = 200, progress: bool = True):
         self.out, self.iterations, self.batch_size, self.lr = Path(out), iterations, batch_size, lr
-        self.seed, self.device, self.checkpoint_every, self.progress = seed, check_device(device), checkpoint_every, progress
+        self.seed, self.device = seed, check_device(device)
+        self.checkpoint_every, self.progress = checkpoint_every, progress
         self.history: list[float] = []
 
     # Hooks -----------------------------------------------------------------------------------------------

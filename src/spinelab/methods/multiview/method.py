@@ -88,10 +88,12 @@ class MultiViewMethod(Method):
                    "support_fraction": [v.support / len(views) for v in fused],
                    "detection_score": [_detection_score(vertebra, scores) for vertebra in fused],
                    "labels": labels.tolist(), "label_confidence": confidence.tolist(),
-                   "view_agreement": [_view_agreement(vertebra, matrices, label) for vertebra, label in zip(fused, labels)]}
+                   "view_agreement": [_view_agreement(vertebra, matrices, label)
+                                      for vertebra, label in zip(fused, labels)]}
         best_score = max(details["detection_score"], default=0.0)
         best_confidence = max(details["label_confidence"], default=0.0)
-        if not (fused and best_score >= config.spine_detection_score and best_confidence >= config.spine_label_confidence):
+        spine = best_score >= config.spine_detection_score and best_confidence >= config.spine_label_confidence
+        if not (fused and spine):
             details["no_spine"] = (f"no spine: best localizer score {best_score:.2f} (a spine needs "
                                    f"{config.spine_detection_score:g}), best label confidence {best_confidence:.2f} "
                                    f"(needs {config.spine_label_confidence:g})")
@@ -122,7 +124,8 @@ class MultiViewMethod(Method):
 def _view_agreement(vertebra, matrices, label: int) -> float:
     """Share of the views that saw a vertebra whose own most likely class is the label it received."""
     column = class_index(label) - 1
-    return float(np.mean([int(np.argmax(matrices[v][d]) == column) for v, d in zip(vertebra.views, vertebra.detections)]))
+    votes = [np.argmax(matrices[v][d]) == column for v, d in zip(vertebra.views, vertebra.detections)]
+    return float(np.mean(votes))
 
 
 def _detection_score(vertebra, scores) -> float:

@@ -6,7 +6,8 @@ Wu et al. (eq. 6) weight each view k by how sequential its own identification lo
 
 where ``P_k`` (n x c) holds view k's class probabilities for the n vertebrae and ``L_s^k`` its
 Sequence Loss. The labels are then read from V with the same dynamic programme as the loss
-(eq. 1, ``spinelab.decoders.sequence``): the best-scoring path fixes the last vertebra's class and, stepping back one class per
+(eq. 1, ``spinelab.decoders.sequence``): the best-scoring path fixes the last vertebra's class and,
+stepping back one class per
 row, every other label, so the result is always a consecutive run of vertebrae (T13 and L6 may be
 present or skipped).
 
