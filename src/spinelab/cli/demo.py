@@ -45,6 +45,7 @@ def run(args) -> int:
     timings = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in prediction.timings.items())
     print(f"predicted {len(prediction.centroids)} vertebrae ({' '.join(prediction.centroids.names())}) in {timings}")
     print(evaluate_scan(prediction.centroids, reference).format_table())
+    print(f"needs review: {'; '.join(prediction.review)}" if prediction.review else "needs review: no")
     for kind, path in outputs.items():
         print(f"{kind}: {path}")
     return 0
