@@ -1,6 +1,6 @@
 """Why a person should look at a result: the "needs review" reasons every scan gets, whatever the method.
 
-A method adds reasons of its own to ``Prediction.review`` (multiview: its views disagree); these
+A method adds reasons of its own (``Method.review``; multiview: its views disagree); these
 are the ones any result can be judged by. Thresholds were chosen on synthetic validation scans
 (``benchmarks/review_thresholds.py``, tables in docs/REVIEW_THRESHOLDS.md), never on the real CTs.
 """

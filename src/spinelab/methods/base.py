@@ -24,6 +24,17 @@ if TYPE_CHECKING:
     from spinelab.training.model_file import ModelFile
 
 
+def within_volume(centroids: Centroids, ct: CTVolume, details: dict) -> Centroids:
+    """The centroids inside the scanned box: a vertebra is annotated only where it was scanned.
+
+    The names of any dropped are noted in ``details["outside_volume"]``.
+    """
+    inside = ct.distance_outside(centroids.world) == 0
+    if not inside.all():
+        details["outside_volume"] = centroids.take(~inside).names()
+    return centroids.take(inside)
+
+
 @dataclass
 class Prediction:
     centroids: Centroids
@@ -78,11 +89,7 @@ class Method(ABC):
         with timer("canonicalize"):
             canonical = ct.canonical()
         result = self.predict_canonical(canonical, timer)
-        centroids = result.centroids
-        inside = canonical.distance_outside(centroids.world) == 0
-        if not inside.all():  # a vertebra is annotated only where it was scanned
-            result.details["outside_volume"] = centroids.take(~inside).names()
-            centroids = centroids.take(inside)
+        centroids = within_volume(result.centroids, canonical, result.details)
         prediction = Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map)
         prediction.review = self.review(prediction)
         return prediction

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
 from spinelab.eval.report import metrics_table
 from spinelab.io.datasets import find_cases
+from spinelab.methods.base import within_volume
 from spinelab.methods.multiview.method import MultiViewMethod
 from spinelab.methods.multiview.views import make_views, render_normalized, rendering_volume
 
@@ -43,7 +44,8 @@ def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
     pairs: dict[object, dict] = {name: {} for name in runs}
     for case in tqdm(cases, desc="multiview runs", unit="scan", disable=not progress, file=sys.stderr):
         ct, truth, _ = case.load()
-        volume = rendering_volume(ct.canonical(), rendering_config)
+        canonical = ct.canonical()
+        volume = rendering_volume(canonical, rendering_config)
         rendered, outputs = {}, {}
         for name, method in runs.items():
             k = method.config.views
@@ -54,8 +56,8 @@ def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
             networks = (id(method.localizer), id(method.identifier), k)
             if networks not in outputs:
                 outputs[networks] = method.run_networks(images)
-            centroids, _ = method.decode(*outputs[networks], views)
-            pairs[name][case.case_id] = (centroids, truth)
+            centroids, details = method.decode(*outputs[networks], views)
+            pairs[name][case.case_id] = (within_volume(centroids, canonical, details), truth)
     return {name: evaluate_dataset(scan_pairs) for name, scan_pairs in pairs.items()}
 
 

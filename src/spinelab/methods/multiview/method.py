@@ -118,7 +118,7 @@ class MultiViewMethod(Method):
         agreement = dict(zip(prediction.details.get("labels", []), prediction.details.get("view_agreement", [])))
         doubtful = [name for label, name in zip(prediction.centroids.labels, prediction.centroids.names())
                     if agreement.get(int(label), 1.0) < self.config.review_view_agreement]
-        return [f"views disagree on the label of {' '.join(doubtful)}"] if doubtful else []
+        return [f"views disagree on the label: {' '.join(doubtful)}"] if doubtful else []
 
 
 def _view_agreement(vertebra, matrices, label: int) -> float:
