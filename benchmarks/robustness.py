@@ -69,7 +69,7 @@ def main_report(out: Path) -> None:
                 if row["status"] == "no vertebrae":
                     said.append(row["message"])
                 elif row["status"] == "ok":
-                    said.append(f"labels {row['labels']}")
+                    said.append(f"case {row['case'][:24]}: {row['labels']}")
                 text.append(f"| {cell(case.kind)} (`{cell(name[:40])}`) | {case.expect} | {row['status']} | "
                             f"{row['vertebrae'] or '-'} | {cell(row['reasons'] or row['needs_review'])} | "
                             f"{cell(' / '.join(said))} |")

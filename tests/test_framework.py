@@ -217,3 +217,11 @@ def test_there_is_no_import_circle():
 
     cycles = [cycle for module in sorted(graph) if module not in state and (cycle := visit(module, [module]))]
     assert cycles == []
+
+
+def test_training_data_smaller_than_one_batch_is_a_one_line_error_not_a_hang():
+    from spinelab.training import batches
+
+    with pytest.raises(SpinelabError, match="gives 3 items, fewer than one batch of 4; lower --batch-size"):
+        next(batches([torch.zeros(1)] * 3, 4, 0))
+    assert next(batches([torch.zeros(1)] * 4, 4, 0)).shape == (4, 1)

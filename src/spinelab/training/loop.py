@@ -18,11 +18,15 @@ import torch
 from tqdm import tqdm
 
 from spinelab.devices import autocast, check_device
+from spinelab.errors import SpinelabError
 from spinelab.io.files import atomic_path
 
 
 def batches(dataset, batch_size: int, seed: int):
     """Endless shuffled batches; each pass bumps ``dataset.epoch`` (when it has one) so augmentation changes."""
+    if len(dataset) < batch_size:  # drop_last would give no batch at all, and the loop would wait forever
+        raise SpinelabError(f"the training data gives {len(dataset)} items, fewer than one batch of {batch_size}; "
+                            f"lower --batch-size or add cases")
     generator = torch.Generator().manual_seed(seed)
     while True:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
