@@ -172,7 +172,8 @@ def evaluate_real(method: Method, cases: list[RealCase], qc_dir: Path | None = N
         outside[case.name] = int((case.ct.distance_outside(prediction.centroids.world) > 0).sum())
         review.add(case.ct, prediction, case.reference)
         if qc_dir is not None:
-            render_qc(case.ct, prediction.centroids, qc_dir / f"benchmark_{method.name}_{case.name}_qc.png",
+            picture = qc_dir / f"benchmark_{method.name}_{case.name.replace(' ', '_')}_qc.png"
+            render_qc(case.ct, prediction.centroids, picture,
                       title=f"{case.name}: {method.name} (dots) vs label map (rings)", reference=case.reference)
     metrics = {name: evaluate_dataset({name: pair}) for name, pair in pairs.items()}
     metrics["pooled"] = evaluate_dataset(pairs)
