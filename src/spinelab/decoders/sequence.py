@@ -49,7 +49,7 @@ def _skip_masks(columns: int, skippable: Sequence[int], device) -> tuple[torch.T
 
 
 def accumulate(probabilities: torch.Tensor, alpha: float, beta: float, skippable: Sequence[int],
-                restart: bool, gap_penalty: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               restart: bool, gap_penalty: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 1 over (..., n, c); returns OPT and, per cell, how many columns the best path stepped (1 or 2).
 
     ``restart=True`` lets a path start at the first column on any row (the paper's ``j = 1`` case);
