@@ -99,13 +99,17 @@ def test_a_read_only_output_folder_fails_before_any_work(tmp_path, monkeypatch):
     assert list((tmp_path / "locked").iterdir()) == []
 
 
-def test_missing_inputs_are_reported_without_loading_the_model(tmp_path, monkeypatch):
+def test_missing_and_unreadable_inputs_are_reported_without_loading_the_model(tmp_path, monkeypatch):
     import spinelab.api
 
     monkeypatch.setattr(spinelab.api, "load_method", lambda *a, **k: pytest.fail("the model loaded"))
-    code, _, stderr = run_cli(["predict", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", "--out", tmp_path / "out"])
-    assert code == 2 and "2 of 2 scan(s) failed" in stderr
-    assert (tmp_path / "out" / "spinelab_summary.csv").read_text().count("no such file") == 2
+    locked = write_nifti(spine_ct(), tmp_path / "locked.nii.gz")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == locked else real_access(path, mode))
+    code, _, stderr = run_cli(["predict", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz", locked, "--out", tmp_path / "out"])
+    assert code == 2 and "3 of 3 scan(s) failed" in stderr
+    summary = (tmp_path / "out" / "spinelab_summary.csv").read_text()
+    assert summary.count("no such file") == 2 and summary.count("permission denied") == 1
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "inf"])

@@ -152,10 +152,12 @@ def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, mo
     out = check_output_folder(Path(out)) if out is not None else None
     result = BatchResult([ScanRecord(path, name) for path, name in zip(inputs, case_names(inputs))],
                          out / SUMMARY_NAME if out is not None else None)
-    for record in result.records:
-        if not record.input.exists():
-            record.status, record.message = "failed", f"{record.input}: no such file or folder"
-            tqdm.write(f"spinelab: skipped {record.input}: no such file or folder", file=sys.stderr)
+    for record in result.records:  # what cannot be read at all is reported before the model loads
+        problem = ("no such file or folder" if not record.input.exists() else
+                   "cannot be read (permission denied)" if not os.access(record.input, os.R_OK) else None)
+        if problem:
+            record.status, record.message = "failed", f"{record.input}: {problem}"
+            tqdm.write(f"spinelab: skipped {record.input}: {problem}", file=sys.stderr)
     pending = [record for record in result.records if record.status == "pending"]
     runner = load_method(method, model, device) if pending else None
     bar = tqdm(pending, desc="predict", unit="scan", disable=not progress, file=sys.stderr)
