@@ -14,7 +14,6 @@ below a confidence are wrongly labelled. Run::
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import numpy as np
@@ -44,19 +43,11 @@ def negatives(cases, rng) -> dict[str, CTVolume]:
         x = canonical.shape[0]
         spine_x = np.median(voxels[:, 0])
         side = slice(0, int(x * 0.25)) if spine_x > x / 2 else slice(int(x * 0.75), x)
-        volumes[f"lateral crop {case.case_id}"] = CTVolume(np.ascontiguousarray(canonical.array[side]),
-                                                           canonical.affine @ _shift(side.start, 0))
+        volumes[f"lateral crop {case.case_id}"] = canonical.cropped((side, slice(None), slice(None)))
         lowest = int(voxels[:, 2].min() - 40.0 / canonical.spacing[2])
         if lowest > 20:
-            volumes[f"below the spine {case.case_id}"] = CTVolume(np.ascontiguousarray(canonical.array[:, :, :lowest]),
-                                                                  canonical.affine)
+            volumes[f"below the spine {case.case_id}"] = canonical.cropped((slice(None), slice(None), slice(0, lowest)))
     return volumes
-
-
-def _shift(offset: int, axis: int) -> np.ndarray:
-    matrix = np.eye(4)
-    matrix[axis, 3] = offset
-    return matrix
 
 
 def evidence(prediction) -> dict:

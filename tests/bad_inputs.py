@@ -8,6 +8,7 @@ small synthetic lumbar CT) and what must happen to it in ``spinelab predict``: `
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,14 @@ class InputCase:
     words: tuple[str, ...] = ()
 
 
+@functools.cache
+def _lumbar_case():
+    return generate_case(3, SynthOptions(resolution="test", fov="lumbar"))
+
+
 def spine_ct() -> CTVolume:
     """A small synthetic lumbar CT in HU (2-4 mm voxels), canonical, int16."""
-    ct = generate_case(3, SynthOptions(resolution="test", fov="lumbar")).ct.canonical()
+    ct = _lumbar_case().ct.canonical()
     return ct.with_array(ct.array.astype(np.int16))
 
 
@@ -79,13 +85,10 @@ def _head(folder: Path) -> list[Path]:
 
 def _lateral_crop(folder: Path, ct: CTVolume) -> list[Path]:
     """The fifth of the body farthest from the spine (ribs, arm, soft tissue; no vertebra)."""
-    spine_x = generate_case(3, SynthOptions(resolution="test", fov="lumbar")).centroids.to_voxel(ct.affine)[:, 0]
+    spine_x = _lumbar_case().centroids.to_voxel(ct.affine)[:, 0]
     x = ct.shape[0]
     side = slice(0, x // 5) if np.median(spine_x) > x / 2 else slice(x - x // 5, x)
-    shift = np.eye(4)
-    shift[0, 3] = side.start
-    return [write_nifti(CTVolume(np.ascontiguousarray(ct.array[side]), ct.affine @ shift),
-                        folder / "lateral_crop.nii.gz")]
+    return [write_nifti(ct.cropped((side, slice(None), slice(None))), folder / "lateral_crop.nii.gz")]
 
 
 def _with(ct: CTVolume, change) -> np.ndarray:

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from spinelab import vertebrae
 from spinelab.errors import SpinelabError

@@ -27,7 +27,6 @@ from spinelab.errors import SpinelabError
 from spinelab.io.files import write_text
 from spinelab.io.images import nifti_stem, read_ct, scan_id
 from spinelab.methods import DEFAULT_METHOD, Prediction, load_method, method_spec
-from spinelab.review import review_reasons
 
 SUMMARY_NAME = "spinelab_summary.csv"
 SUMMARY_COLUMNS = ("input", "case", "status", "vertebrae", "labels", "min_confidence", "needs_review", "reasons",
@@ -134,7 +133,6 @@ def _run_scan(record: ScanRecord, runner, out: Path | None, method: str) -> None
 
     ct = read_ct(record.input)
     prediction = runner.predict(ct)
-    prediction.review = review_reasons(ct, prediction)
     record.prediction = prediction
     if out is not None:
         start = time.perf_counter()

@@ -1,17 +1,16 @@
 """Why a person should look at a result: the "needs review" reasons every scan gets, whatever the method.
 
 A method adds reasons of its own (``Method.review``; multiview: its views disagree); these
-are the ones any result can be judged by. Thresholds were chosen on synthetic validation scans
+are the ones any result can be judged by. ``Method.predict`` joins both, so every caller gets them. Thresholds were chosen on synthetic validation scans
 (``benchmarks/review_thresholds.py``, tables in docs/REVIEW_THRESHOLDS.md), never on the real CTs.
 """
 
 from __future__ import annotations
 
-import numpy as np
 
 from spinelab import vertebrae
+from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
-from spinelab.methods.base import Prediction
 
 #: A vertebra whose label confidence is below this is doubtful.
 LOW_CONFIDENCE = 0.5
@@ -33,10 +32,9 @@ def missing_between(labels) -> list[str]:
             if r not in present and vertebrae.ANATOMICAL_ORDER[r] not in _OPTIONAL]
 
 
-def review_reasons(ct: CTVolume, prediction: Prediction) -> list[str]:
-    """The method's own reasons plus low confidence, gaps, thick slices and a field of view with no landmark."""
-    centroids = prediction.centroids
-    reasons = list(prediction.review)
+def review_reasons(ct: CTVolume, centroids: Centroids, own: list[str]) -> list[str]:
+    """The method's ``own`` reasons plus low confidence, gaps, thick slices and a field of view with no landmark."""
+    reasons = list(own)
     if not len(centroids):
         return reasons
     if centroids.confidence is not None:

@@ -33,7 +33,6 @@ from spinelab.io.datasets import find_cases
 from spinelab.io.files import write_text
 from spinelab.io.volume import CTVolume
 from spinelab.methods.base import Method, StageTimer
-from spinelab.review import review_reasons
 
 #: Real partial fields of view cut from the chest CT: name -> first and last vertebra shown whole.
 CHEST_CROPS = {"upper thoracic": ("T1", "T4"), "middle thoracic": ("T5", "T8"), "lower thoracic": ("T9", "T12"),
@@ -62,8 +61,8 @@ class ReviewCounts:
     unflagged_right: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def add(self, ct: CTVolume, prediction, truth: Centroids) -> None:
-        reasons = review_reasons(ct, prediction)
+    def add(self, prediction, truth: Centroids) -> None:
+        reasons = prediction.review
         wrong = any(r.pred is not None and not r.verse_hit for r in evaluate_scan(prediction.centroids, truth).records)
         flagged = bool(reasons)
         name = f"{'flagged' if flagged else 'unflagged'}_{'wrong' if wrong else 'right'}"
@@ -106,31 +105,27 @@ def real_cases() -> list[RealCase]:
     from spinelab.examples import EXAMPLES, example
     from spinelab.io.images import read_ct, read_label_map
 
+    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
+
     cases = []
     for name, description in REAL_EXAMPLES.items():
         paths, scheme = example(name), EXAMPLES[name]["labels_scheme"]
         ct, labels = read_ct(paths["ct"]), read_label_map(paths["labels"])
-        cases.append(_real_case(name, description, ct, labels, scheme))
+        mask = vertebra_mask(labels, scheme)  # VerSe-numbered: labels and faces are read from it
+        reference = centroids_from_label_map(mask, "verse")
+        cases.append(RealCase(name, ct, reference.select(uncut_labels(mask.array)), description))
         if name == "chest":
-            cases += [_real_case(f"chest {crop}", f"the chest CT cut just beyond {first} and {last}",
-                                 *_crop_around(ct, labels, scheme, first, last), scheme)
-                      for crop, (first, last) in CHEST_CROPS.items()]
+            for crop, (first, last) in CHEST_CROPS.items():
+                cropped_ct, cropped_mask = _crop_around(ct, mask, first, last)
+                cases.append(RealCase(f"chest {crop}", cropped_ct, reference.select(uncut_labels(cropped_mask.array)),
+                                      f"the chest CT cut just beyond {first} and {last}"))
     return cases
 
 
-def _real_case(name: str, description: str, ct: CTVolume, labels: CTVolume, scheme: str) -> RealCase:
-    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
-
-    whole = uncut_labels(vertebra_mask(labels, scheme).array)
-    return RealCase(name, ct, centroids_from_label_map(labels, scheme).select(whole), description)
-
-
-def _crop_around(ct: CTVolume, labels: CTVolume, scheme: str, first: str, last: str) -> tuple[CTVolume, CTVolume]:
-    """Canonical crops of CT and label map along S just beyond ``first`` and ``last``: those and all between are
-    whole where the neighbours allow it, the neighbours cut."""
-    from spinelab.io.labelmap import vertebra_mask
-
-    canonical, mask = ct.canonical(), vertebra_mask(labels, scheme).reoriented(("R", "A", "S"))
+def _crop_around(ct: CTVolume, mask: CTVolume, first: str, last: str) -> tuple[CTVolume, CTVolume]:
+    """Canonical crops of CT and VerSe-numbered mask along S just beyond ``first`` and ``last``: those and all
+    between are whole where the neighbours allow it, the neighbours cut."""
+    canonical, mask = ct.canonical(), mask.reoriented(("R", "A", "S"))
     levels = {}
     for label in np.unique(mask.array)[1:]:
         k = np.nonzero((mask.array == label).any(axis=(0, 1)))[0]
@@ -144,7 +139,7 @@ def _crop_around(ct: CTVolume, labels: CTVolume, scheme: str, first: str, last: 
     if above in levels:
         high = min(high, levels[above][1] - 1)
     box = (slice(None), slice(None), slice(max(low, 0), min(high + 1, canonical.shape[2])))
-    return canonical.cropped(box), labels.reoriented(("R", "A", "S")).cropped(box)
+    return canonical.cropped(box), mask.cropped(box)
 def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
                      progress: bool = True) -> tuple[DatasetMetrics, float, ReviewCounts]:
     """Metrics on a VerSe-layout dataset, the median seconds ``Method.predict`` took per scan, review flags."""
@@ -156,7 +151,7 @@ def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
         prediction = method.predict(ct)
         seconds.append(time.perf_counter() - start)
         pairs[case.case_id] = (prediction.centroids, truth)
-        review.add(ct, prediction, truth)
+        review.add(prediction, truth)
     return evaluate_dataset(pairs), float(np.median(seconds)) if seconds else float("nan"), review
 
 
@@ -170,7 +165,7 @@ def evaluate_real(method: Method, cases: list[RealCase], qc_dir: Path | None = N
         prediction = method.predict(case.ct)
         pairs[case.name] = (prediction.centroids, case.reference)
         outside[case.name] = int((case.ct.distance_outside(prediction.centroids.world) > 0).sum())
-        review.add(case.ct, prediction, case.reference)
+        review.add(prediction, case.reference)
         if qc_dir is not None:
             picture = qc_dir / f"benchmark_{method.name}_{case.name.replace(' ', '_')}_qc.png"
             render_qc(case.ct, prediction.centroids, picture,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
+from spinelab.review import review_reasons
 
 if TYPE_CHECKING:
     from spinelab.training.model_file import ModelFile
@@ -91,7 +92,7 @@ class Method(ABC):
         result = self.predict_canonical(canonical, timer)
         centroids = within_volume(result.centroids, canonical, result.details)
         prediction = Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map)
-        prediction.review = self.review(prediction)
+        prediction.review = review_reasons(ct, prediction.centroids, self.review(prediction))
         return prediction
 
     def review(self, prediction: Prediction) -> list[str]:
