@@ -8,10 +8,15 @@ Compared with real data:
   ground truth and VerSe tables, ``../shared/data``);
 * vertebral body heights per level (label-map extent along the spine axis through the body centroid)
   against the four VerSe masks measured the same way, and Busscher et al.'s means;
+* the share of vertebra voxels below 150 HU (osteoporotic and cancellous bone);
+* the share of the bone radiograph's signal (attenuation above 150 HU on the 2 mm DRR grid) that
+  comes from voxels that are not bone, with the 150 HU cut alone and with the bone stage;
 * generation time ('test' resolution, and a ~256 x 256 x 400 volume at 1 mm).
 
 It also draws docs/synth_vs_real.png (sagittal slice, coronal slice, AP sum projection of the real
-chest CT above a synthetic chest). Run: ``python benchmarks/synth_realism.py`` (a few minutes).
+chest CT above a synthetic chest) and docs/drr_real_vs_synth.png (AP bone radiographs of both, with
+the 150 HU cut alone and with the bone stage). Run: ``python benchmarks/synth_realism.py`` (a few
+minutes).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spinelab import vertebrae  # noqa: E402
+from spinelab.bone import BoneStage  # noqa: E402
+from spinelab.bone.train import signal_shares  # noqa: E402
+from spinelab.eval.bone import RENDER_SPACING, chest_bone_scores  # noqa: E402
 from spinelab.examples import example  # noqa: E402
 from spinelab.io.files import atomic_path, write_text  # noqa: E402
 from spinelab.io.formats import read_centroids  # noqa: E402
@@ -39,6 +47,9 @@ from spinelab.synth import SynthOptions, generate_case, kernels, shape_model  # 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "SYNTH.md"
 PICTURE = ROOT / "docs" / "synth_vs_real.png"
+DRR_PICTURE = ROOT / "docs" / "drr_real_vs_synth.png"
+#: Only HU above this reach a bone radiograph (``MultiViewConfig.bone_threshold_hu``).
+CUT_HU = 150.0
 PERCENTILES = (5, 25, 50, 75, 95)
 #: TotalSegmentator classes of the chest CT: vertebrae S1..C1, the five lung lobes, and what is not
 #: soft tissue (bones, lungs, airway, bowel that holds gas, background).
@@ -58,19 +69,35 @@ def real_hu() -> dict[str, list[float]]:
     paths = example("chest")
     ct, labels = read_ct(paths["ct"]).array, read_label_map(paths["labels"]).array
     soft = ~np.isin(labels, sorted(TS_NOT_SOFT))
-    return {"bone": percentiles(ct[np.isin(labels, TS_VERTEBRAE)]), "soft tissue": percentiles(ct[soft]),
-            "lung": percentiles(ct[np.isin(labels, TS_LUNGS)])}
+    vertebra = ct[np.isin(labels, TS_VERTEBRAE)]
+    return {"bone": percentiles(vertebra), "soft tissue": percentiles(ct[soft]),
+            "lung": percentiles(ct[np.isin(labels, TS_LUNGS)]), "below_150": [float((vertebra < CUT_HU).mean())]}
 
 
 def synthetic_hu(seeds) -> dict[str, list[list[float]]]:
-    found = {"bone": [], "soft tissue": [], "lung": []}
+    """Per chest-like case: HU percentiles per tissue, the share of vertebra voxels below 150 HU, and
+    the DRR signal shares with and without the bone stage."""
+    found = {"bone": [], "soft tissue": [], "lung": [], "below_150": [], "signal": []}
+    stage = BoneStage.load()
     for seed in seeds:
         case = generate_case(seed, SynthOptions(**CHEST_LIKE))
         ct, tissue = case.ct.array, case.tissue.array
-        found["bone"].append(percentiles(ct[case.labels.array > 0]))
+        vertebra = ct[case.labels.array > 0]
+        found["bone"].append(percentiles(vertebra))
         found["soft tissue"].append(percentiles(ct[tissue == kernels.SOFT]))
         found["lung"].append(percentiles(ct[tissue == kernels.LUNG]))
+        found["below_150"].append([float((vertebra < CUT_HU).mean())])
+        found["signal"].append(synthetic_signal(case, stage))
     return found
+
+
+def synthetic_signal(case, stage: BoneStage) -> dict[str, float]:
+    """``signal_shares`` of a synthetic case on its 2 mm rendering grid, bone from its tissue map."""
+    ct = case.ct.canonical()
+    volume = ct.block_averaged(RENDER_SPACING)
+    tissue = case.tissue.reoriented(("R", "A", "S"))
+    bone = tissue.with_array((tissue.array == kernels.BONE).astype(np.float32)).block_averaged(RENDER_SPACING)
+    return signal_shares(volume.array, bone.array >= 0.5, stage.mask(volume), CUT_HU)
 
 
 def _steps(labels, points) -> dict[str, float]:
@@ -211,6 +238,34 @@ def picture(first_seed: int) -> None:
     plt.close(fig)
 
 
+def bone_radiograph(volume, keep=None) -> np.ndarray:
+    """AP sum of the attenuation above the cut (a parallel-beam bone DRR), coronal, superior up."""
+    signal = np.maximum(volume.array.astype(np.float32) - CUT_HU, 0.0)
+    if keep is not None:
+        signal[~keep] = 0.0
+    return signal.sum(axis=1).T
+
+
+def drr_picture(first_seed: int) -> None:
+    """Bone radiographs of the real chest and a synthetic one: the 150 HU cut alone, then with the bone stage."""
+    stage = BoneStage.load()
+    real = read_ct(example("chest")["ct"]).canonical().block_averaged(RENDER_SPACING)
+    seed, synth = chest_like_case(first_seed)
+    synth_volume = synth.ct.canonical().block_averaged(RENDER_SPACING)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 6.5))
+    for column, (volume, name) in enumerate(((real, "real chest CT"), (synth_volume, f"synthetic (seed {seed})"))):
+        for offset, keep, how in ((0, None, "150 HU cut only"), (1, stage.mask(volume), "with the bone stage")):
+            ax = axes[2 * column + offset]
+            extent = [0, volume.shape[0] * volume.spacing[0], 0, volume.shape[2] * volume.spacing[2]]
+            ax.imshow(bone_radiograph(volume, keep), extent=extent, origin="lower", cmap="gray")
+            ax.set_title(f"{name}: {how}", fontsize=10)
+            ax.set_xlabel("mm")
+    fig.tight_layout()
+    with atomic_path(DRR_PICTURE) as tmp:
+        fig.savefig(tmp, dpi=60)
+    plt.close(fig)
+
+
 def _row(values) -> str:
     return " / ".join(f"{v:.0f}" for v in values)
 
@@ -223,11 +278,32 @@ def report(hu_real, hu_synth, steps_real, steps_synth, heights_real, heights_syn
              "the synthetic median lies within the real interquartile range and the synthetic quartiles "
              "within the real 5-95 % range.", "",
              "| tissue | real | synthetic (median over cases) | inside |", "|---|---|---|---|"]
-    for tissue, real in hu_real.items():
+    for tissue in ("bone", "soft tissue", "lung"):
+        real = hu_real[tissue]
         synth = np.median(np.array(hu_synth[tissue]), axis=0)
         inside = real[1] <= synth[2] <= real[3] and real[0] <= synth[1] and synth[3] <= real[4]
         lines.append(f"| {tissue} | {_row(real)} | {_row(synth)} | {'yes' if inside else 'no'} |")
-    lines += ["", "### Distance between consecutive body centroids (mm)", "",
+    below_real = hu_real["below_150"][0]
+    below_synth = [values[0] for values in hu_synth["below_150"]]
+    lines += ["", "### Vertebra voxels below 150 HU", "",
+              "Share of the vertebra voxels darker than the bone radiograph's 150 HU cut (low-density marrow): "
+              f"real chest CT {100 * below_real:.1f} %; synthetic chest-like cases {100 * np.median(below_synth):.1f} % "
+              f"median, {100 * min(below_synth):.1f}-{100 * max(below_synth):.1f} % range (each case draws its own "
+              "bone density, osteoporotic to dense).", ""]
+    real_signal, synth_signal = hu_real["signal"], hu_synth["signal"]
+    mean = lambda key: float(np.mean([s[key] for s in synth_signal]))  # noqa: E731
+    lines += ["### Share of the bone radiograph's signal from voxels that are not bone", "",
+              "Attenuation above 150 HU on the 2 mm grid the DRRs are rendered from, which is what they integrate; "
+              "bone = the TotalSegmentator bone classes (real) or the tissue map (synthetic).", "",
+              "| CT | 150 HU cut only | with the bone stage | bone signal kept | bone Dice |", "|---|---|---|---|---|",
+              f"| real chest CT | {100 * real_signal['non_bone_share_unmasked']:.1f} % | "
+              f"{100 * real_signal['non_bone_share']:.1f} % | {100 * real_signal['bone_signal_kept']:.1f} % | "
+              f"{real_signal['dice']:.3f} |",
+              f"| synthetic chest-like, mean of {len(synth_signal)} | {100 * mean('non_bone_share_unmasked'):.1f} % | "
+              f"{100 * mean('non_bone_share'):.1f} % | {100 * mean('bone_signal_kept'):.1f} % | {mean('dice'):.3f} |",
+              "", "![bone radiographs, real and synthetic, without and with the bone stage](drr_real_vs_synth.png)",
+              ""]
+    lines += ["### Distance between consecutive body centroids (mm)", "",
               f"Real: {sum(len(v) for v in steps_real.values())} distances from the VID and VerSe keypoint sets; "
               f"synthetic: {len(seeds['steps'])} whole-spine cases. Percentiles 2.5 / 50 / 97.5.", "",
               "| levels | real (n) | real | synthetic | inside |", "|---|---|---|---|---|"]
@@ -269,9 +345,11 @@ def main() -> int:
         print("real keypoint data not found (../shared/data or $SPINELAB_DATA)", file=sys.stderr)
         return 2
     seeds = {"hu": range(1, 7), "steps": range(100, 160), "heights": range(200, 206)}
-    text = report(real_hu(), synthetic_hu(seeds["hu"]), real_steps(data_dir), synthetic_steps(seeds["steps"]),
+    hu_real = {**real_hu(), "signal": chest_bone_scores(BoneStage.load())}
+    text = report(hu_real, synthetic_hu(seeds["hu"]), real_steps(data_dir), synthetic_steps(seeds["steps"]),
                   real_heights(data_dir), synthetic_heights(seeds["heights"]), timings(), seeds)
     picture(first_seed=21)
+    drr_picture(first_seed=21)
     document = DOCS.read_text()
     document = re.sub(r"(<!-- realism:start -->\n).*?(<!-- realism:end -->)", lambda m: m.group(1) + text + m.group(2),
                       document, flags=re.S)

@@ -61,9 +61,11 @@ def _nifti(path: Path, array, affine=None) -> list[Path]:
     return [path]
 
 
-def _no_orientation(path: Path, array) -> list[Path]:
-    """A NIfTI whose header has neither sform nor qform (both codes 0)."""
-    nib.save(nib.Nifti1Image(np.asarray(array), None), str(path))
+def _no_orientation(path: Path, ct: CTVolume) -> list[Path]:
+    """A NIfTI whose header has neither sform nor qform (both codes 0), only its voxel sizes (pixdim)."""
+    image = nib.Nifti1Image(np.asarray(ct.array), None)
+    image.header.set_zooms(tuple(float(s) for s in ct.spacing))
+    nib.save(image, str(path))
     return [path]
 
 
@@ -194,7 +196,7 @@ CATALOGUE = (
               lambda f, ct: [write_nifti(rotated_copy(ct, 2, 0.0, shear=0.3), f / "sheared_ct.nii.gz")],
               "warned", ("oblique",)),
     InputCase("no sform and no qform",
-              lambda f, ct: _no_orientation(f / "no_orientation.nii.gz", ct.array),
+              lambda f, ct: _no_orientation(f / "no_orientation.nii.gz", ct),
               "warned", ("no orientation",)),
     InputCase("two inputs with one name (a/ct.nii.gz, b/ct.nii.gz)", _subfolders, "ok"),
     InputCase("x.nii.gz next to x_ct.nii.gz", lambda f, ct: _copy(f, ct, "x.nii.gz", "x_ct.nii.gz"), "ok"),

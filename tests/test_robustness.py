@@ -131,7 +131,7 @@ def test_version_and_the_files_each_command_writes_are_in_its_help(capsys):
     assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"spinelab {__version__}"
     for command, words in (("predict", ["_ctd.json", "spinelab_summary.csv"]), ("evaluate", ["JSON"]),
                            ("demo", ["_qc.png"]), ("synth", ["rawdata"]), ("benchmark", ["QC picture"]),
-                           ("train", ["model.pt"]), ("show", ["png"])):
+                           ("train", ["model.pt"]), ("train-bone", ["bone.pt"]), ("show", ["png"])):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())

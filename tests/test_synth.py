@@ -298,3 +298,41 @@ def test_test_resolution_is_a_reduced_grid_of_the_same_case():
         small, full = case(seed, fov="random"), case(seed, fov="random", resolution="full")
         assert small.ct.array.size * 8 <= full.ct.array.size
         assert small.ct.spacing.min() > full.ct.spacing.min()
+
+
+# Contrast phases and bone density ---------------------------------------------------------------------------
+
+
+def _bright_soft_tissue(phase: str, fov: str) -> int:
+    """Soft-tissue voxels above 1000 HU (as bright as cortical bone) in one case of ``phase``."""
+    options = SynthOptions(fov=fov, resolution="test", contrast=True, contrast_phase=phase,
+                           orientation=("R", "A", "S"), pathology={"metal": False})
+    case = generate_case(5, options)
+    assert case.info["contrast"] == phase
+    return int(((case.tissue.array == kernels.SOFT) & (case.ct.array > 1000)).sum())
+
+
+def test_venous_bolus_fills_the_veins_with_agent_as_bright_as_bone_but_not_bone():
+    assert _bright_soft_tissue("venous_bolus", "thoracic") > 20 * max(_bright_soft_tissue("portal", "thoracic"), 1)
+
+
+def test_excretory_phase_puts_agent_in_the_urinary_tract():
+    assert _bright_soft_tissue("excretory", "lumbar") > 20 * max(_bright_soft_tissue("arterial", "lumbar"), 1)
+
+
+def test_an_unknown_contrast_phase_is_refused():
+    with pytest.raises(SpinelabError, match="unknown contrast phase 'delayed'"):
+        generate_case(0, SynthOptions(contrast_phase="delayed"))
+
+
+def test_vertebral_marrow_runs_from_osteoporotic_to_dense():
+    from spinelab.synth import anatomy
+
+    marrow = [anatomy.sample_patient(np.random.default_rng(seed), None).cancellous[anatomy.VERTEBRA]
+              for seed in range(200)]
+    assert min(marrow) < 70 and max(marrow) > 330
+    cases = [generate_case(seed, SynthOptions(fov="lumbar", resolution="test", orientation=("R", "A", "S")))
+             for seed in range(8)]
+    darkest = min(cases, key=lambda c: c.info["patient"]["vertebral_cancellous_hu"])
+    below = (darkest.ct.array[darkest.labels.array > 0] < 150).mean()
+    assert darkest.info["patient"]["vertebral_cancellous_hu"] < 150 and below > 0.25

@@ -24,7 +24,7 @@ import warnings
 from spinelab.errors import SpinelabError, SpinelabWarning
 from spinelab.version import __version__
 
-COMMANDS = ("demo", "predict", "show", "evaluate", "synth", "pretrain", "train", "benchmark")
+COMMANDS = ("demo", "predict", "show", "evaluate", "synth", "pretrain", "train", "train-bone", "benchmark")
 METHOD_COMMANDS = ("pretrain", "train")  # their options depend on --method
 
 
@@ -46,7 +46,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spinelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        module = importlib.import_module(f"spinelab.cli.{command}")
+        module = importlib.import_module(f"spinelab.cli.{command.replace('-', '_')}")
         if command in METHOD_COMMANDS:
             module.register(sub, method)
         else:

@@ -23,8 +23,8 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "benchmark", help="measure accuracy (held-out synthetic + real CTs) and speed of one or more methods",
         description="Run each method through the same predict on a held-out synthetic dataset and the real example "
-                    "CTs, time it on a 512x512x400 CT, and write one comparison (OUT, OUT's .json twin and a QC "
-                    "picture per method next to OUT).")
+                    "CTs, time it on a 512x512x400 CT, score the bone stage on the real chest CT, and write one "
+                    "comparison (OUT, OUT's .json twin and a QC picture per method next to OUT).")
     parser.add_argument("--heldout", required=True, help="held-out dataset (VerSe layout), e.g. from spinelab synth")
     parser.add_argument("--methods", default=DEFAULT_METHOD,
                         help=f"comma-separated methods to compare (default: %(default)s; known: {', '.join(METHODS)})")
@@ -41,8 +41,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from spinelab.eval.benchmark import (MethodResult, evaluate_heldout, evaluate_real, real_cases, time_stages,
-                                         write_report)
+    from spinelab.bone import BoneStage
+    from spinelab.eval.benchmark import (MethodResult, evaluate_heldout, evaluate_real, real_cases, speed_test_ct,
+                                         time_stages, write_report)
+    from spinelab.eval.bone import bone_section
     from spinelab.io.files import write_text
     from spinelab.methods import load_method, method_spec
 
@@ -52,6 +54,8 @@ def run(args) -> int:
     variants = _pairs(args.variant, "--variant")
     out = Path(args.out)
     cases = real_cases()
+    big_ct = speed_test_ct()
+    bone_text, bone_raw = bone_section(BoneStage.load(device=args.device), big_ct)
     results, models = {}, {}
     for spec in specs:
         method = load_method(spec.name, model_paths.get(spec.name), args.device)
@@ -59,14 +63,14 @@ def run(args) -> int:
                              method.meta)
         heldout, seconds, heldout_review = evaluate_heldout(method, args.heldout, args.limit)
         real, outside, real_review = evaluate_real(method, cases, out.parent)
-        result = MethodResult(heldout, seconds, real, outside, time_stages(method),
+        result = MethodResult(heldout, seconds, real, outside, time_stages(method, big_ct),
                               {"held-out synthetic": heldout_review, "real CTs": real_review})
         if spec.benchmark_sections:
             loaded = {key: load_method(spec.name, path, args.device) for key, path in variants.items()}
             result.sections, result.raw_sections = spec.resolve("benchmark_sections")(
                 method, args.heldout, args.limit, loaded)
         results[spec.name] = result
-    write_report(out, results, models, args.heldout, cases)
+    write_report(out, results, models, args.heldout, cases, bone_text)
     raw = {name: {"heldout": {"overall": r.heldout.overall.to_dict(),
                               "regions": {k: v.to_dict() for k, v in r.heldout.by_region().items()}},
                   "seconds_per_scan": r.seconds_per_scan,
@@ -74,6 +78,7 @@ def run(args) -> int:
                   "outside_volume": r.outside_volume, "timings": r.timings, "own_rows": r.raw_sections,
                   "review": {kind: vars(counts) for kind, counts in r.review.items()}}
            for name, r in results.items()}
+    raw["bone_stage"] = bone_raw
     write_text(out.with_suffix(".json"), json.dumps(raw, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

@@ -20,7 +20,7 @@ def _pathology(text: str) -> tuple[str, bool | float]:
 
 
 def register(sub) -> None:
-    from spinelab.synth.variants import FOV_KINDS, PATHOLOGIES
+    from spinelab.synth.variants import CONTRAST_PHASE_WEIGHTS, FOV_KINDS, PATHOLOGIES
 
     parser = sub.add_parser(
         "synth", help="generate synthetic spine CTs with vertebra labels and centroids",
@@ -38,6 +38,9 @@ def register(sub) -> None:
                         help=f"force a pathology on (NAME), off (NAME=0) or set its probability; "
                              f"names: {', '.join(PATHOLOGIES)} (repeatable)")
     parser.add_argument("--contrast", type=float, default=None, help="probability of contrast (default 0.4)")
+    parser.add_argument("--contrast-phase", default="random", choices=["random", *CONTRAST_PHASE_WEIGHTS],
+                        help="phase of contrast-enhanced cases (venous_bolus: undiluted agent in the arm veins "
+                             "and superior vena cava; excretory: in the urinary tract)")
     parser.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("RL", "AP", "SI"),
                         help="fixed voxel size in mm along the world axes")
     parser.add_argument("--orientation", default=None, help="fixed stored axis codes, e.g. LPS")
@@ -54,7 +57,7 @@ def run(args) -> int:
         fov=args.fov, resolution=args.resolution, pathology=dict(_pathology(p) for p in args.pathology),
         spacing=tuple(args.spacing) if args.spacing else None,
         orientation=tuple(args.orientation.upper()) if args.orientation else None,
-        max_voxels=args.max_voxels, data_dir=args.data)
+        max_voxels=args.max_voxels, data_dir=args.data, contrast_phase=args.contrast_phase)
     if args.contrast is not None:
         options.contrast = args.contrast
     if args.workers < 1:

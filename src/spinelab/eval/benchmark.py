@@ -176,10 +176,8 @@ def evaluate_real(method: Method, cases: list[RealCase], qc_dir: Path | None = N
     return metrics, outside, review
 
 
-def time_stages(method: Method, shape=(512, 512, 400), spacing=(0.7, 0.7, 1.0), repeats: int = 2) -> dict:
-    """Median seconds per stage for a synthetic CT of ``shape`` read from a .nii.gz like a user's."""
-    from spinelab.io.images import read_ct, write_nifti
-    from spinelab.outputs import write_outputs
+def speed_test_ct(shape=(512, 512, 400), spacing=(0.7, 0.7, 1.0)) -> CTVolume:
+    """A synthetic thoracolumbar CT padded with air to ``shape``: the size of a typical clinical scan."""
     from spinelab.synth import SynthOptions, generate_case
 
     case = generate_case(0, SynthOptions(fov="thoracolumbar", spacing=spacing, orientation=("L", "P", "S")))
@@ -187,9 +185,17 @@ def time_stages(method: Method, shape=(512, 512, 400), spacing=(0.7, 0.7, 1.0), 
     padded = np.full(shape, -1000, dtype=np.int16)
     region = tuple(slice(0, min(a, b)) for a, b in zip(shape, ct.shape))
     padded[region] = ct.array[region]
+    return ct.with_array(padded)
+
+
+def time_stages(method: Method, ct: CTVolume, repeats: int = 2) -> dict:
+    """Median seconds per stage for ``ct`` (see ``speed_test_ct``) read from a .nii.gz like a user's."""
+    from spinelab.io.images import read_ct, write_nifti
+    from spinelab.outputs import write_outputs
+
     samples = []
     with tempfile.TemporaryDirectory() as folder:
-        path = write_nifti(ct.with_array(padded), Path(folder) / "big_ct.nii.gz")
+        path = write_nifti(ct, Path(folder) / "big_ct.nii.gz")
         for _ in range(repeats):
             timer = StageTimer()
             with timer("read"):
@@ -211,7 +217,7 @@ def _model_line(name: str, model: str, meta: dict) -> str:
 
 
 def write_report(path: Path, results: dict[str, MethodResult], models: dict[str, tuple[str, dict]],
-                 heldout_data: str, cases: list[RealCase]) -> Path:
+                 heldout_data: str, cases: list[RealCase], bone_text: str = "") -> Path:
     """docs/BENCHMARKS.md: real CTs first, then held-out synthetic, speed and each method's own rows."""
     names = list(results)
     first = results[names[0]]
@@ -237,6 +243,8 @@ def write_report(path: Path, results: dict[str, MethodResult], models: dict[str,
             cells[key] = (str(results[name].real[case].overall.n_pred), str(results[name].outside_volume[case]))
     text += [metrics_table(rows, "method / CT", ("predictions", "outside volume"), cells), ""]
     text += [f"![{name} on the chest CT](benchmark_{name}_chest_qc.png)" for name in names] + [""]
+    if bone_text:
+        text += ["## Bone stage (`spinelab.bone`, shared by the methods)", "", bone_text]
     n_scans = len(first.heldout.scans)
     text += [f"## Held-out synthetic scans ({n_scans} scans from `{heldout_data}`)", "",
              metrics_table({name: results[name].heldout for name in names}, "method", ("seconds per scan",),

@@ -49,6 +49,10 @@ TOTALSEGMENTATOR_TO_VERSE: dict[int, int] = {
     **{44 + i: 7 - i for i in range(7)},  # C7..C1
 }
 
+#: TotalSegmentator v2 labels of bone: vertebrae and sacrum, humeri, scapulae, clavicles, femora, hips,
+#: skull, ribs and sternum (costal cartilage, 117, is not bone).
+TOTALSEGMENTATOR_BONE: frozenset[int] = frozenset([*range(25, 51), *range(69, 79), *range(91, 117)])
+
 #: Depth, as a fraction of the deepest point, that separates the body core from the thin posterior elements.
 CORE_DEPTH_FRACTION = 0.65
 #: Resolution (mm) of the body estimate; finer masks are block-averaged to about this.

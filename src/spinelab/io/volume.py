@@ -164,16 +164,19 @@ class CTVolume:
         affine[:3, :3] = self.affine[:3, :3] * ratio
         return CTVolume(array, affine, self.source)
 
-    def resampled_onto(self, grid: CTVolume, order: int = 0, cval: float = 0.0) -> CTVolume:
-        """This volume's values on ``grid``'s voxels (world positions kept), e.g. a label map back on its CT."""
-        array = self._values_on(self.array, grid.affine, grid.shape, order, cval)
+    def resampled_onto(self, grid: CTVolume, order: int = 0, cval: float = 0.0, mode: str = "constant") -> CTVolume:
+        """This volume's values on ``grid``'s voxels (world positions kept), e.g. a label map back on its CT.
+
+        ``mode="nearest"`` extends the edge values instead of ``cval`` (a coarse map onto a finer grid
+        of the same box, whose outer voxels lie beyond the coarse voxel centres)."""
+        array = self._values_on(self.array, grid.affine, grid.shape, order, cval, mode)
         return CTVolume(array, grid.affine.copy(), self.source)
 
     def _values_on(self, values: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int], order: int,
-                   cval: float) -> np.ndarray:
+                   cval: float, mode: str = "constant") -> np.ndarray:
         """``values`` (on this grid) interpolated at the voxels of the grid ``affine`` and ``shape``."""
         voxel_to_voxel = np.linalg.inv(self.affine) @ affine
-        return ndimage.affine_transform(values, voxel_to_voxel, output_shape=shape, order=order, mode="constant",
+        return ndimage.affine_transform(values, voxel_to_voxel, output_shape=shape, order=order, mode=mode,
                                         cval=cval, prefilter=False)
 
     def block_averaged(self, target_spacing: float) -> CTVolume:

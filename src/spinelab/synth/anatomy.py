@@ -47,8 +47,8 @@ class Patient:
     gas: float  # amount of bowel gas (0..0.8)
     head_flexion: float  # degrees, nodding the head about C1
     arms_down: bool
-    contrast: bool
-    tissue: dict  # HU of air, fat, muscle, soft, lung, gas, blood, liver, kidney, disc, csf, brain, bladder
+    contrast: str | None  # contrast phase (``CONTRAST_PHASES``), None without contrast agent
+    tissue: dict  # HU of air, fat, muscle, soft, lung, gas, blood, liver, kidney, disc, csf, brain, bladder, ...
     cortical: np.ndarray  # (N_MATERIALS,) HU
     cancellous: np.ndarray  # (N_MATERIALS,) HU
     cortex: np.ndarray  # (N_MATERIALS,) mm
@@ -60,9 +60,19 @@ class Patient:
         return {"value": self.tissue[tissue], "material": kind}
 
 
-def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
+#: Contrast phases and the HU of arterial blood in each (low, high). ``venous_bolus``: an arterial
+#: scan with the injected arm's veins, subclavian and brachiocephalic veins and the superior vena
+#: cava still full of undiluted agent (1000-3071 HU, saturating); ``excretory``: agent in the renal
+#: pelves and ureters.
+CONTRAST_PHASES = {"arterial": (250.0, 600.0), "portal": (150.0, 260.0), "venous_bolus": (200.0, 500.0),
+                   "excretory": (90.0, 160.0)}
+#: The scanner's ceiling: undiluted contrast agent saturates here in real CTs.
+SCANNER_MAX_HU = 3071.0
+
+
+def sample_patient(rng: np.random.Generator, contrast: str | None) -> Patient:
     fat = float(rng.gamma(3.0, 6.0)) + 4.0
-    blood = float(rng.uniform(200, 420)) if contrast else float(rng.uniform(35, 50))
+    blood = float(rng.uniform(*CONTRAST_PHASES[contrast])) if contrast else float(rng.uniform(35, 50))
     tissue = {
         "air": float(rng.uniform(-1010, -990)), "fat": float(rng.uniform(-115, -85)),
         "muscle": float(rng.uniform(40, 60)) + (10.0 if contrast else 0.0), "soft": float(rng.uniform(25, 45)),
@@ -75,11 +85,17 @@ def sample_patient(rng: np.random.Generator, contrast: bool) -> Patient:
         "bladder": float(rng.uniform(0, 15)),
     }
     tissue["vein"] = (tissue["blood"] + tissue["soft"]) / 2  # portal-venous phase lags the arteries
+    # The two sides of the heart fill unevenly in the early phases (unmixed agent in one chamber).
+    tissue["blood_right_heart"] = blood * float(rng.uniform(0.4, 1.6)) if contrast else blood
+    tissue["bolus"] = min(float(rng.uniform(1000, 4000)), SCANNER_MAX_HU)
+    tissue["urine"] = float(rng.uniform(600, 3071)) if contrast == "excretory" else float(rng.uniform(0, 15))
+    tissue["calcium"] = float(rng.uniform(300, 1200))
     density = rng.uniform(0.0, 1.0)  # bone mineral density of this patient, 0 = osteoporotic
     cortical = np.zeros(N_MATERIALS)
     cancellous = np.zeros(N_MATERIALS)
     cortex = np.ones(N_MATERIALS)
-    cortical[VERTEBRA], cancellous[VERTEBRA], cortex[VERTEBRA] = 700 + 500 * density, 130 + 170 * density, 1.0
+    # Vertebral marrow from osteoporotic (about 50 HU) to dense (about 350 HU), as real spines show.
+    cortical[VERTEBRA], cancellous[VERTEBRA], cortex[VERTEBRA] = 500 + 700 * density, 50 + 300 * density, 1.0
     cortical[RIB], cancellous[RIB], cortex[RIB] = 650 + 450 * density, 140 + 120 * density, 0.8
     cortical[FLAT], cancellous[FLAT], cortex[FLAT] = 700 + 450 * density, 150 + 120 * density, 0.9
     cortical[LONG], cancellous[LONG], cortex[LONG] = 1000 + 500 * density, 180 + 150 * density, 2.0
@@ -705,18 +721,15 @@ def add_organs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     heart_frame = _tilted(t7.frame, 35)
     heart = t7.to_world([-22 * w, 72 * d, -30.0])
     canvas.ellipsoid(heart, heart_frame, [50 * w, 42 * d, 55.0], PAINT, **patient.paint("myocardium"))
-    for side, offset in ((1.0, [14, 8, 6]), (-1.0, [-20, -2, -4])):
+    for chamber, offset in (("blood_right_heart", [14, 8, 6]), ("blood", [-20, -2, -4])):
         canvas.ellipsoid(heart + t7.frame @ np.array(offset, float), heart_frame, [26 * w, 24 * d, 34.0], PAINT,
-                         **patient.paint("blood"))
+                         **patient.paint(chamber))
     trunk_start = heart + heart_frame @ np.array([5.0, 20.0, 40.0])
     for side in (1.0, -1.0):  # pulmonary arteries from the heart to each hilum
         hilum = t7.to_world([side * 55 * w, 30 * d, 22.0])
         canvas.tubes(polyline([trunk_start, t7.to_world([side * 20, 45 * d, 30.0]), hilum], [13.0, 11.0, 8.0]), PAINT,
                      **patient.paint("blood"))
-    aorta = [t7.to_world([-5, 62 * d, 18]), spine[11].to_world([0, 50 * d, 25]), spine[10].to_world([-12, 30 * d, 10]),
-             t5.to_world([-22, 12, 0])]
-    aorta += [v.to_world([-18, 16 + 0.1 * v.depth, 0]) for v in spine.vertebrae if 13 <= v.label <= 19]
-    aorta += [v.to_world([-10, v.depth / 2 + 10, 0]) for v in lumbar[:-1]]
+    aorta = aorta_path(spine, patient)
     canvas.tubes(polyline(aorta, np.linspace(15, 10, len(aorta))), PAINT, **patient.paint("blood"))
     last = lumbar[-1]
     for side in (1.0, -1.0):
@@ -755,6 +768,60 @@ def add_organs(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     canal = [arch_points(v).canal for v in spine.vertebrae if v.label not in (1, SACRUM)]
     canal.insert(0, spine[1].to_world([0, -10, 0]))
     canvas.tubes(polyline(canal, 7.5), PAINT, **patient.paint("csf"))
+
+
+def aorta_path(spine: Spine, patient: Patient) -> list[np.ndarray]:
+    """Centre line of the aorta: ascending from the heart, the arch over the left bronchus, down beside the spine."""
+    t5, t7, d = spine[12], spine[14], patient.depth
+    aorta = [t7.to_world([-5, 62 * d, 18]), spine[11].to_world([0, 50 * d, 25]), spine[10].to_world([-12, 30 * d, 10]),
+             t5.to_world([-22, 12, 0])]
+    aorta += [v.to_world([-18, 16 + 0.1 * v.depth, 0]) for v in spine.vertebrae if 13 <= v.label <= 19]
+    aorta += [v.to_world([-10, v.depth / 2 + 10, 0]) for v in spine.lumbar()[:-1]]
+    return aorta
+
+
+def add_dense_agent(canvas: Canvas, rng: np.random.Generator, spine: Spine, patient: Patient) -> dict:
+    """What is as bright as bone but is not: an undiluted venous bolus (``venous_bolus`` phase), agent
+    in the renal pelves and ureters (``excretory``) and aortic wall calcification. Painted as soft
+    tissue, so the tissue map says it is not bone."""
+    details = {}
+    w, d = patient.width, patient.depth
+    if patient.contrast == "venous_bolus":
+        t1, t3, t6 = spine[8], spine[10], spine[13]
+        side = float(rng.choice([1.0, -1.0]))  # the injected arm
+        cava = [t3.to_world([24 * w, 42 * d, 12.0]), t6.to_world([26 * w, 55 * d, 0.0]),
+                spine[14].to_world([20 * w, 66 * d, -12.0])]
+        junction = t1.to_world([side * 38 * w, 38 * d, -2.0])
+        subclavian = [junction, t1.to_world([side * 100 * w, 22 * d, 8.0]), t1.to_world([side * 150 * w, 0.0, 0.0])]
+        arm = subclavian[-1] + (t1.superior * -250.0 if patient.arms_down else t1.superior * 200.0) + t1.right * side * 20
+        canvas.tubes(polyline([*subclavian, arm], [6.0, 5.5, 5.0, 3.5]), PAINT, **patient.paint("bolus"))
+        canvas.tubes(polyline([junction, cava[0]], 7.0), PAINT, **patient.paint("bolus"))
+        filling = float(rng.uniform(0.4, 1.0))  # how far down the vena cava the undiluted agent reaches
+        canvas.tubes(polyline([cava[0], cava[0] + (cava[1] - cava[0]) * filling], 9.0), PAINT, **patient.paint("bolus"))
+        details["bolus_side"] = "right" if side > 0 else "left"
+    if patient.contrast == "excretory":
+        l1, lumbar = spine[20], spine.lumbar()
+        origin, pelvis = _pelvis_frame(spine)
+        bladder = origin + pelvis @ np.array([0, 50 * d, -75])
+        for side in (1.0, -1.0):
+            hilum = l1.to_world([side * 58 * w, -2 * d, -14.0])
+            canvas.ellipsoid(hilum, _tilted(l1.frame, -10), [9.0, 7.0, 14.0], PAINT, **patient.paint("urine"))
+            ureter = [hilum, *[v.to_world([side * (v.width / 2 + 14), 12.0, 0.0]) for v in lumbar[1:]], bladder]
+            canvas.tubes(polyline(ureter, 2.5), PAINT, **patient.paint("urine"))
+        canvas.ellipsoid(bladder + pelvis @ np.array([0, -12.0 * d, -10.0]), pelvis, [35 * w, 16 * d, 18.0], PAINT,
+                         **patient.paint("urine"))  # agent layers at the bladder's back (the patient lies supine)
+    if rng.random() < 0.35:  # calcified plaques in the aortic wall
+        aorta = polyline(aorta_path(spine, patient), 1.0)
+        plaques = []
+        for _ in range(int(rng.integers(3, 15))):
+            row = aorta[int(rng.integers(len(aorta)))]
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction)
+            centre = row[:3] + rng.random() * (row[3:6] - row[:3]) + direction * rng.uniform(9.0, 13.0)
+            canvas.ellipsoid(centre, np.eye(3), rng.uniform(1.5, 4.0, size=3), PAINT, **patient.paint("calcium"))
+            plaques.append(centre)
+        details["aortic_plaques"] = len(plaques)
+    return details
 
 
 #: Erector spinae per region: distance of its centre beside the midline and its half thickness (mm).
@@ -838,6 +905,7 @@ def build(canvas: Canvas, rng: np.random.Generator, spine: Spine, patient: Patie
     add_arm_soft_tissue(canvas, spine, patient)
     add_head_soft_tissue(canvas, spine, patient)
     add_organs(canvas, spine, patient)
+    details = add_dense_agent(canvas, rng, spine, patient)
     add_discs(canvas, spine, patient)
     if table:
         add_table(canvas, spine, patient, rng)
@@ -846,7 +914,6 @@ def build(canvas: Canvas, rng: np.random.Generator, spine: Spine, patient: Patie
     add_shoulders(canvas, spine, patient, sternum)
     add_pelvis(canvas, spine, patient)
     add_skull(canvas, spine, patient)
-    details = {}
     if metal_levels:
         details["metal"] = add_metal(canvas, spine, metal_levels, rng)
     return details

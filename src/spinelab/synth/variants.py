@@ -21,6 +21,8 @@ PATHOLOGIES = ("fracture", "metal", "l6", "t13", "sacralized_l5", "missing_rib12
 #: Default probability of each pathology; scoliosis adds to the scoliotic spines among the real sets.
 DEFAULT_PATHOLOGY = {"fracture": 0.12, "metal": 0.08, "l6": 0.05, "t13": 0.04, "sacralized_l5": 0.05,
                      "missing_rib12": 0.08, "scoliosis": 0.05}
+#: How often each contrast phase is drawn for a contrast-enhanced case (HU per phase: ``anatomy.CONTRAST_PHASES``).
+CONTRAST_PHASE_WEIGHTS = {"arterial": 0.3, "portal": 0.35, "venous_bolus": 0.2, "excretory": 0.15}
 RESOLUTIONS = {
     # in-plane spacing, slice spacing (mm), build sub-slice target (mm), default voxel budget
     "full": ((0.3, 1.0), (0.6, 5.0), 1.25, 32_000_000),
@@ -38,7 +40,8 @@ class SynthOptions:
     ``spacing`` fixes the voxel size along the world R-L, A-P and S-I axes (mm) whatever the stored
     axis order; ``orientation`` fixes the stored axis codes, e.g. ('L', 'P', 'S'). ``pathology`` maps
     a name from ``PATHOLOGIES`` to a probability or True/False (forced on/off); unnamed ones keep
-    ``DEFAULT_PATHOLOGY``. ``contrast`` is a bool or a probability. ``data_dir`` holds the real
+    ``DEFAULT_PATHOLOGY``. ``contrast`` is a bool or a probability; ``contrast_phase`` is 'random' or
+    one of ``CONTRAST_PHASE_WEIGHTS`` (arterial, portal, venous_bolus, excretory). ``data_dir`` holds the real
     keypoint sets (default: ``$SPINELAB_DATA`` or ``../shared/data``); without them, spines are drawn
     from the shipped shape model alone.
     """
@@ -49,6 +52,7 @@ class SynthOptions:
     resolution: str = "full"
     pathology: dict = field(default_factory=dict)
     contrast: bool | float = 0.4
+    contrast_phase: str = "random"
     noise_hu: tuple[float, float] = (5.0, 30.0)
     blur_mm: tuple[float, float] = (0.3, 0.9)
     calibration_hu: tuple[float, float] = (-20.0, 20.0)
@@ -58,6 +62,9 @@ class SynthOptions:
     def validate(self) -> None:
         if self.fov != "random" and self.fov not in FOV_KINDS:
             raise SpinelabError(f"unknown field of view {self.fov!r}; choose from random, {', '.join(FOV_KINDS)}")
+        if self.contrast_phase != "random" and self.contrast_phase not in CONTRAST_PHASE_WEIGHTS:
+            raise SpinelabError(f"unknown contrast phase {self.contrast_phase!r}; choose from random, "
+                                f"{', '.join(CONTRAST_PHASE_WEIGHTS)}")
         if self.resolution not in RESOLUTIONS:
             raise SpinelabError(f"unknown resolution {self.resolution!r}; choose 'test' or 'full'")
         unknown = sorted(set(self.pathology) - set(PATHOLOGIES))
@@ -97,7 +104,7 @@ class Plan:
 
     fov: str
     variants: dict  # pathology name -> bool
-    contrast: bool
+    contrast: str | None  # contrast phase, None for a scan without contrast agent
     noise_hu: float
     blur_mm: float
     calibration: tuple[float, float]  # (slope, offset)
@@ -135,8 +142,11 @@ def sample_plan(rng: np.random.Generator, options: SynthOptions) -> Plan:
         axcodes = tuple(("RL", "AP", "SI")[axis][int(rng.integers(2))] for axis in order)
     slice_axis = int(rng.choice([2, 0, 1], p=[0.85, 0.1, 0.05]))
     targeted = bool(rng.random() < (0.5 if kind == "cervical" else 0.35 if options.resolution == "full" else 0.7))
+    phase = options.contrast_phase
+    if phase == "random":
+        phase = str(rng.choice(list(CONTRAST_PHASE_WEIGHTS), p=list(CONTRAST_PHASE_WEIGHTS.values())))
     return Plan(
-        fov=kind, variants=variants, contrast=_chance(rng, options.contrast),
+        fov=kind, variants=variants, contrast=phase if _chance(rng, options.contrast) else None,
         noise_hu=float(rng.uniform(*options.noise_hu)), blur_mm=float(rng.uniform(*options.blur_mm)),
         calibration=(float(rng.uniform(0.97, 1.03)), float(rng.uniform(*options.calibration_hu))),
         padding=float(rng.choice([-1024.0, -2048.0, -3024.0])) if rng.random() < 0.4 else None,

@@ -1,9 +1,10 @@
-"""Multi-view benchmark rows of its own: the number of views K and Wu et al.'s Table 2 ablation.
+"""Multi-view benchmark rows of its own: the number of views K, the bone stage on and off, and Wu
+et al.'s Table 2 ablation.
 
 ``spinelab benchmark`` calls ``benchmark_sections`` through the method registry. Each scan's DRRs
-are rendered once per K, and the networks run once per K and pair of networks: runs that share
-them differ only in decoding (voting, label correction). ``evaluate_runs`` also serves the
-validation sweeps in ``benchmarks/``.
+are rendered once per K and bone stage, and the networks run once per rendering and pair of
+networks: runs that share them differ only in decoding (voting, label correction).
+``evaluate_runs`` also serves the validation sweeps in ``benchmarks/``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from spinelab.bone import BoneStage
+from spinelab.eval.benchmark import evaluate_real, real_cases
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
 from spinelab.eval.report import metrics_table
 from spinelab.io.datasets import find_cases
@@ -31,29 +34,31 @@ ABLATION_STEPS = (  # (row, model key, weighted voting)
 
 
 def variant(method: MultiViewMethod, **changes) -> MultiViewMethod:
-    """The same networks decoded with other settings (``views``, ``weighted_voting``, ...)."""
+    """The same networks with other settings (``views``, ``weighted_voting``, ``bone_stage``, ...)."""
     config = dataclasses.replace(method.config, **changes)
-    return MultiViewMethod(method.localizer, method.identifier, config, method.device, method.meta)
+    bone = method.bone or (BoneStage.load(device=method.device) if config.bone_stage else None)
+    return MultiViewMethod(method.localizer, method.identifier, config, method.device, method.meta, bone)
 
 
 def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
                   progress: bool = True) -> dict[object, DatasetMetrics]:
     """Metrics per named run (a ``MultiViewMethod``) on a VerSe-layout dataset."""
     cases = find_cases(data)[:limit]
-    rendering_config = next(iter(runs.values())).config
     pairs: dict[object, dict] = {name: {} for name in runs}
     for case in tqdm(cases, desc="multiview runs", unit="scan", disable=not progress, file=sys.stderr):
         ct, truth, _ = case.load()
         canonical = ct.canonical()
-        volume = rendering_volume(canonical, rendering_config)
-        rendered, outputs = {}, {}
+        volumes, rendered, outputs = {}, {}, {}
         for name, method in runs.items():
+            bone = id(method.bone) if method.bone else None
+            if bone not in volumes:
+                volumes[bone] = rendering_volume(canonical, method.config, method.bone)
             k = method.config.views
-            if k not in rendered:
-                views = make_views(volume, method.config)
-                rendered[k] = (views, render_normalized(volume, views))
-            views, images = rendered[k]
-            networks = (id(method.localizer), id(method.identifier), k)
+            if (k, bone) not in rendered:
+                views = make_views(volumes[bone], method.config)
+                rendered[k, bone] = (views, render_normalized(volumes[bone], views))
+            views, images = rendered[k, bone]
+            networks = (id(method.localizer), id(method.identifier), k, bone)
             if networks not in outputs:
                 outputs[networks] = method.run_networks(images)
             centroids, details = method.decode(*outputs[networks], views)
@@ -66,11 +71,21 @@ def benchmark_sections(method: MultiViewMethod, data: str | Path, limit: int | N
     """Markdown for the K sweep and, given ``variants`` 'baseline' and 'pretrained', the ablation."""
     models = {"default": method, **(variants or {})}
     runs = {f"K = {k}": variant(method, views=k, weighted_voting=True) for k in VIEW_COUNTS}
+    trained, other = ("on", "off") if method.config.bone_stage else ("off", "on")
+    bone_row = f"bone stage {other} (networks trained with it {trained})"
+    runs[bone_row] = variant(method, bone_stage=not method.config.bone_stage)
     runs.update({row: variant(models[key], views=method.config.views, weighted_voting=weighted)
                  for row, key, weighted in ABLATION_STEPS if key in models})
     results = evaluate_runs(data, runs, limit, progress)
     text = ["### multiview: number of views K (same networks)", "", metrics_table(
         {name: results[name] for name in runs if name.startswith("K =")}), ""]
+    real = {f"bone stage {trained} (as trained)": method, bone_row: runs[bone_row]}
+    real_cases_ = real_cases()
+    real_metrics = {name: evaluate_real(run, real_cases_)[0]["pooled"] for name, run in real.items()}
+    text += [f"### multiview: the bone stage (same networks, K = {method.config.views})", "",
+             "Held-out synthetic scans:", "", metrics_table({f"bone stage {trained} (as trained)": results[
+                 f"K = {method.config.views}"], bone_row: results[bone_row]}), "",
+             "Real CTs, pooled:", "", metrics_table(real_metrics), ""]
     ablation = [row for row, key, _ in ABLATION_STEPS if key in models]
     if len(ablation) == len(ABLATION_STEPS):
         text += [f"### multiview: ablation as Table 2 of Wu et al. (K = {method.config.views})", "",

@@ -19,6 +19,9 @@ class MultiViewConfig:
     isocenter_jitter_mm: float = 20.0  # training only: random shift of the rotation centre
     volume_spacing: float = 2.0  # mm: CTs are block-averaged to about this before rendering
     bone_threshold_hu: float = 150.0  # only HU above this attenuate: bone DRRs, blind to soft tissue and contrast
+    # ... and only voxels the bone stage (spinelab.bone) calls bone, so no dense contrast agent. A model
+    # runs as it was trained: training sets this, files from before the bone stage existed read False.
+    bone_stage: bool = False
     heatmap_sigma_mm: float = 5.0  # Gaussian heatmap sigma at the isocentre plane
     square_mm: float = 22.0  # identification squares (paper: 22 mm x 22 mm)
     peak_threshold: float = 0.3  # heatmap value a vertebra peak must reach

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from spinelab.bone import BoneStage
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.methods.multiview.config import MultiViewConfig
@@ -22,10 +23,11 @@ from spinelab.vertebrae import VERTEBRA_CLASSES
 
 
 def render_training_case(ct: CTVolume, centroids: Centroids, config: MultiViewConfig, views_per_case: int,
-                         rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Normalized DRRs (K, H, W) float16, projected centroids (K, N, 2), their labels (N) and pixel mm (K)."""
+                         rng: np.random.Generator, bone: BoneStage | None = None) -> dict[str, np.ndarray]:
+    """Normalized DRRs (K, H, W) float16, projected centroids (K, N, 2), their labels (N) and pixel mm (K),
+    rendered through the same bone stage as at inference."""
     centroids = centroids.select(VERTEBRA_CLASSES)
-    volume = rendering_volume(ct.canonical(), config)
+    volume = rendering_volume(ct.canonical(), config, bone)
     shift = rng.normal(0.0, config.isocenter_jitter_mm, 3) if config.isocenter_jitter_mm > 0 else None
     views = make_views(volume, config, k=views_per_case, start_angle=rng.uniform(0.0, 360.0), center_shift=shift)
     images = render_normalized(volume, views)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spinelab.bone import BoneStage
 from spinelab.devices import autocast
 from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
@@ -28,12 +29,13 @@ class MultiViewMethod(Method):
     name = "multiview"
 
     def __init__(self, localizer: ResNetUNet, identifier: ResNetUNet, config: MultiViewConfig,
-                 device: str = "cpu", meta: dict | None = None):
+                 device: str = "cpu", meta: dict | None = None, bone: BoneStage | None = None):
         self.localizer = localizer.to(device).eval()
         self.identifier = identifier.to(device).eval()
         self.config = config
         self.device = device
         self.meta = meta or {}
+        self.bone = bone if config.bone_stage else None
 
     @classmethod
     def from_model_file(cls, model: ModelFile, device: str) -> MultiViewMethod:
@@ -47,7 +49,8 @@ class MultiViewMethod(Method):
                 raise SpinelabError(f"multiview model: {key} does not match its config "
                                     f"({str(exc).splitlines()[0]})") from None
             networks.append(network)
-        return cls(*networks, config, device, model.meta)
+        bone = BoneStage.load(device=device) if config.bone_stage else None
+        return cls(*networks, config, device, model.meta, bone)
 
     @torch.inference_mode()
     def run_networks(self, images: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
@@ -102,7 +105,7 @@ class MultiViewMethod(Method):
 
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
         with timer("resample"):
-            volume = rendering_volume(ct, self.config)
+            volume = rendering_volume(ct, self.config, self.bone)
         with timer("drr"):
             views = make_views(volume, self.config)
             images = render_normalized(volume, views, self.device)

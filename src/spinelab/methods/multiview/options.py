@@ -7,6 +7,9 @@ def _add_common_arguments(parser) -> None:
     parser.add_argument("--views-per-case", type=int, default=10, help="DRRs rendered per training CT")
     parser.add_argument("--depth", type=int, default=18, choices=(18, 34, 50), help="ResNet depth")
     parser.add_argument("--width", type=float, default=0.5, help="ResNet width factor")
+    parser.add_argument("--no-bone-stage", dest="bone_stage", action="store_false",
+                        help="render the DRRs from every voxel above the HU cut, not only those the bone stage "
+                             "calls bone (the model file records which)")
 
 
 def add_train_arguments(parser) -> None:

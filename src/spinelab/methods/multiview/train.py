@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from spinelab.bone import BoneStage
 from spinelab.errors import SpinelabError
 from spinelab.io.files import atomic_path
 from spinelab.methods.multiview.config import MultiViewConfig
@@ -121,8 +122,10 @@ def save_model(path: str | Path, localizer: ResNetUNet, identifier: ResNetUNet, 
 
 
 def _cache(data, out: Path, config: MultiViewConfig, views_per_case: int, seed: int, progress: bool):
+    bone = BoneStage.load() if config.bone_stage else None
+
     def prepare(ct, centroids, mask, rng):
-        return render_training_case(ct, centroids, config, views_per_case, rng)
+        return render_training_case(ct, centroids, config, views_per_case, rng, bone)
 
     cache_dir = out / "drr_cache"
     build_cache(data, cache_dir, prepare, seed, progress, desc="render DRRs")
@@ -177,13 +180,13 @@ def train_model(data, out: Path, config: MultiViewConfig | None = None, encoder:
 
 
 def train(data, out, depth: int = 18, width: float = 0.5, identifier_scale: int = 2,
-          sequence_loss_weight: float = 1.0, **options) -> Path:
+          sequence_loss_weight: float = 1.0, bone_stage: bool = True, **options) -> Path:
     """``spinelab.train(..., method="multiview")``: the network settings become the model's config."""
     config = MultiViewConfig(depth=depth, width=width, identifier_scale=identifier_scale,
-                             sequence_loss_weight=sequence_loss_weight)
+                             sequence_loss_weight=sequence_loss_weight, bone_stage=bone_stage)
     return train_model(data, out, config, **options)
 
 
-def pretrain_encoder(data, out, depth: int = 18, width: float = 0.5, **options) -> Path:
+def pretrain_encoder(data, out, depth: int = 18, width: float = 0.5, bone_stage: bool = True, **options) -> Path:
     """``spinelab.pretrain(..., method="multiview")``: SimSiam encoder for ``train --encoder``."""
-    return pretrain(data, out, MultiViewConfig(depth=depth, width=width), **options)
+    return pretrain(data, out, MultiViewConfig(depth=depth, width=width, bone_stage=bone_stage), **options)

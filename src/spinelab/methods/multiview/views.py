@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from spinelab.bone import BoneStage
 from spinelab.io.volume import CTVolume
 from spinelab.methods.multiview.config import MultiViewConfig
 from spinelab.methods.multiview.projection import SUPERIOR, ConeBeamView, circular_views, views_for_volume
 from spinelab.methods.multiview.render import normalize_drr, render_drr_torch, render_views
 
 
-def rendering_volume(ct: CTVolume, config: MultiViewConfig) -> CTVolume:
+def rendering_volume(ct: CTVolume, config: MultiViewConfig, bone: BoneStage | None = None) -> CTVolume:
     """Block-average to about ``volume_spacing`` mm and keep only bone for the DRRs.
 
     2 mm voxels cost a fraction of full resolution. Shifting HU so that only the part above
-    ``bone_threshold_hu`` attenuates turns the DRR into a bone radiograph: soft tissue, fat,
-    lungs and most contrast agent vanish, which is where synthetic and real CTs differ most.
+    ``bone_threshold_hu`` attenuates turns the DRR into a bone radiograph: soft tissue, fat and
+    lungs vanish. Contrast agent above the cut (a venous bolus reaches 3071 HU) would stay, so with
+    a ``bone`` stage only the voxels it calls bone attenuate.
     """
     volume = ct.block_averaged(config.volume_spacing)
-    bone = np.maximum(volume.array.astype(np.float32) - config.bone_threshold_hu, 0.0) - 1000.0
-    return volume.with_array(bone)
+    attenuating = np.maximum(volume.array.astype(np.float32) - config.bone_threshold_hu, 0.0)
+    if bone is not None:
+        attenuating[~bone.mask(volume)] = 0.0
+    return volume.with_array(attenuating - 1000.0)
 
 
 def make_views(volume: CTVolume, config: MultiViewConfig, k: int | None = None, start_angle: float = 0.0,

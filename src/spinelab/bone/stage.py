@@ -1,0 +1,102 @@
+"""Bone probability of a CT at about 4 mm and the bone mask it gives on any finer grid."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from spinelab.io.volume import CTVolume
+
+#: Largest sliding-window patch (voxels per axis): most scans fit one window at 4 mm.
+MAX_PATCH = 128
+
+
+@dataclass
+class BoneConfig:
+    spacing_mm: float = 4.0  # the network sees the CT block-averaged to about this
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # MONAI U-Net widths; three stride-2 stages
+    hu_low: float = -1000.0  # input HU are clipped to [hu_low, hu_high] and divided by 1000
+    hu_high: float = 3071.0
+    threshold: float = 0.5  # a voxel is bone where the interpolated probability reaches this
+    bone_fraction: float = 0.25  # training target: a coarse voxel is bone when this share of it is
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> BoneConfig:
+        known = {f.name for f in fields(cls)}
+        config = cls(**{key: value for key, value in values.items() if key in known})
+        config.channels = tuple(int(c) for c in config.channels)
+        return config
+
+
+def build_network(config: BoneConfig):
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=config.channels,
+                strides=(2,) * (len(config.channels) - 1), num_res_units=1)
+
+
+def network_input(hu: np.ndarray, config: BoneConfig) -> np.ndarray:
+    """HU clipped to the scanner's range and scaled to about [-1, 3]: bright agent stays bright."""
+    return (np.clip(hu, config.hu_low, config.hu_high) / 1000.0).astype(np.float32)
+
+
+def default_bone_model() -> Path:
+    return Path(__file__).resolve().parents[1] / "models" / "bone.pt"
+
+
+class BoneStage:
+    """A trained bone network: ``probability`` at about 4 mm, ``mask`` on the grid of the volume given."""
+
+    name = "bone"
+    model_version = 1
+
+    def __init__(self, network, config: BoneConfig, device: str = "cpu", meta: dict | None = None):
+        self.network = network.to(device).eval()
+        self.config = config
+        self.device = device
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "cpu") -> BoneStage:
+        from spinelab.errors import SpinelabError
+        from spinelab.training.model_file import load_model_file
+
+        path = default_bone_model() if path is None else Path(path)
+        if not path.is_file():
+            raise SpinelabError(f"{path}: bone model not found (train one with 'spinelab train-bone')")
+        model = load_model_file(path, cls.name, cls.model_version)
+        config = BoneConfig.from_dict(model.config)
+        network = build_network(config)
+        try:
+            network.load_state_dict(model.networks["bone"])
+        except (KeyError, RuntimeError) as exc:
+            raise SpinelabError(f"bone model: network does not match its config ({str(exc).splitlines()[0]})") from None
+        return cls(network, config, device, model.meta)
+
+    def probability(self, ct: CTVolume) -> CTVolume:
+        """Bone probability (float32 in [0, 1]) on ``ct`` block-averaged to about ``spacing_mm``."""
+        import torch
+
+        from spinelab.inference import sliding_window
+
+        coarse = ct.block_averaged(self.config.spacing_mm)
+        image = network_input(coarse.array, self.config)
+        multiple = 2 ** (len(self.config.channels) - 1)
+        # Instance norm needs two voxels per axis at the bottleneck, so tiny volumes get padded further.
+        shape = [max(-(-n // multiple), 2) * multiple for n in image.shape]
+        patch = [min(MAX_PATCH, n) for n in shape]
+        padded = np.full(shape, network_input(np.float32(self.config.hu_low), self.config), dtype=np.float32)
+        padded[tuple(slice(0, n) for n in image.shape)] = image
+        logits = sliding_window(self.network, padded, patch, overlap=0.25, device=self.device)[0]
+        probability = torch.sigmoid(torch.from_numpy(logits)).numpy()[tuple(slice(0, n) for n in image.shape)]
+        return coarse.with_array(probability.astype(np.float32))
+
+    def mask(self, volume: CTVolume, probability: CTVolume | None = None) -> np.ndarray:
+        """Boolean bone mask on ``volume``'s grid, from ``probability`` (computed from ``volume`` if None)."""
+        probability = self.probability(volume) if probability is None else probability
+        return probability.resampled_onto(volume, order=1, mode="nearest").array >= self.config.threshold
