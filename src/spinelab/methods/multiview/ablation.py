@@ -68,22 +68,23 @@ def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
 
 def benchmark_sections(method: MultiViewMethod, data: str | Path, limit: int | None = None,
                        variants: dict[str, MultiViewMethod] | None = None, progress: bool = True) -> tuple[str, dict]:
-    """Markdown for the K sweep and, given ``variants`` 'baseline' and 'pretrained', the ablation."""
+    """Markdown for the K sweep, the bone stage on and off (held-out and real CTs) and, given ``variants``
+    'baseline' and 'pretrained', the ablation."""
     models = {"default": method, **(variants or {})}
     runs = {f"K = {k}": variant(method, views=k, weighted_voting=True) for k in VIEW_COUNTS}
-    trained, other = ("on", "off") if method.config.bone_stage else ("off", "on")
-    bone_row = f"bone stage {other} (networks trained with it {trained})"
+    setting, other = ("on", "off") if method.config.bone_stage else ("off", "on")
+    bone_row = f"bone stage {other}"
     runs[bone_row] = variant(method, bone_stage=not method.config.bone_stage)
     runs.update({row: variant(models[key], views=method.config.views, weighted_voting=weighted)
                  for row, key, weighted in ABLATION_STEPS if key in models})
     results = evaluate_runs(data, runs, limit, progress)
     text = ["### multiview: number of views K (same networks)", "", metrics_table(
         {name: results[name] for name in runs if name.startswith("K =")}), ""]
-    real = {f"bone stage {trained} (as trained)": method, bone_row: runs[bone_row]}
+    real = {f"bone stage {setting} (the model's setting)": method, bone_row: runs[bone_row]}
     real_cases_ = real_cases()
     real_metrics = {name: evaluate_real(run, real_cases_)[0]["pooled"] for name, run in real.items()}
     text += [f"### multiview: the bone stage (same networks, K = {method.config.views})", "",
-             "Held-out synthetic scans:", "", metrics_table({f"bone stage {trained} (as trained)": results[
+             "Held-out synthetic scans:", "", metrics_table({f"bone stage {setting} (the model's setting)": results[
                  f"K = {method.config.views}"], bone_row: results[bone_row]}), "",
              "Real CTs, pooled:", "", metrics_table(real_metrics), ""]
     ablation = [row for row, key, _ in ABLATION_STEPS if key in models]
