@@ -96,7 +96,10 @@ class BoneStage:
         probability = torch.sigmoid(torch.from_numpy(logits)).numpy()[tuple(slice(0, n) for n in image.shape)]
         return coarse.with_array(probability.astype(np.float32))
 
-    def mask(self, volume: CTVolume, probability: CTVolume | None = None) -> np.ndarray:
-        """Boolean bone mask on ``volume``'s grid, from ``probability`` (computed from ``volume`` if None)."""
-        probability = self.probability(volume) if probability is None else probability
-        return probability.resampled_onto(volume, order=1, mode="nearest").array >= self.config.threshold
+    def probability_on(self, volume: CTVolume) -> np.ndarray:
+        """Bone probability interpolated onto ``volume``'s own (finer) grid."""
+        return self.probability(volume).resampled_onto(volume, order=1, mode="nearest").array
+
+    def mask(self, volume: CTVolume) -> np.ndarray:
+        """Boolean bone mask on ``volume``'s grid."""
+        return self.probability_on(volume) >= self.config.threshold

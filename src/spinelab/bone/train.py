@@ -53,7 +53,7 @@ def training_case(seed: int, contrast: float = CONTRAST_SHARE) -> dict[str, np.n
     coarse = ct.block_averaged(BoneConfig.spacing_mm)
     share = tissue.with_array((tissue.array == BONE).astype(np.float32)).block_averaged(BoneConfig.spacing_mm)
     return {"hu": coarse.array.astype(np.float16), "bone": share.array.astype(np.float16),
-            "affine": coarse.affine, "fine_hu": ct.array, "fine_bone": tissue.array == BONE,
+            "fine_hu": ct.array, "fine_bone": tissue.array == BONE,
             "fine_affine": ct.affine}
 
 
@@ -200,7 +200,7 @@ def validate(stage: BoneStage, seeds: list[int], thresholds=THRESHOLDS, progress
     for seed in tqdm(seeds, desc="bone validation", unit="case", disable=not progress, file=sys.stderr):
         case = training_case(seed, contrast=1.0)
         fine = CTVolume(case["fine_hu"], case["fine_affine"])
-        probability = stage.probability(fine).resampled_onto(fine, order=1, mode="nearest").array
+        probability = stage.probability_on(fine)
         for threshold in thresholds:
             rows[threshold].append(signal_shares(case["fine_hu"], case["fine_bone"], probability >= threshold))
     return {threshold: {key: float(np.mean([r[key] for r in values])) for key in values[0]}
