@@ -9,7 +9,7 @@ localizer scores high and one that the identifier labels with confidence), and h
 below a confidence are wrongly labelled. Run::
 
     spinelab synth --n 30 --seed 2000 --out runs/validation --workers 2
-    python benchmarks/review_thresholds.py runs/validation
+    python benchmarks/review_thresholds.py runs/validation [MODEL_FILE]
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def evidence(prediction) -> dict:
             "label_confidence": np.array(details.get("label_confidence", []))}
 
 
-def main(data: str) -> None:
-    method = load_method("multiview")
+def main(data: str, model: str | None = None) -> None:
+    method = load_method("multiview", model)
     method = variant(method, min_detection_score=0.0, spine_detection_score=0.0, spine_label_confidence=0.0)
     cases = find_cases(data)
     rng = np.random.default_rng(0)
@@ -122,4 +122,4 @@ def main(data: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/validation")
+    main(*(sys.argv[1:3] if len(sys.argv) > 1 else ["runs/validation"]))

@@ -34,9 +34,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from spinelab import vertebrae  # noqa: E402
-from spinelab.bone import BoneStage  # noqa: E402
 from spinelab.bone.train import signal_shares  # noqa: E402
-from spinelab.eval.bone import RENDER_SPACING, chest_bone_scores  # noqa: E402
+from spinelab.bone import DRR_CUT_HU, DRR_SPACING_MM, BoneStage, mask_share  # noqa: E402
+from spinelab.eval.bone import chest_bone_scores  # noqa: E402
 from spinelab.examples import example  # noqa: E402
 from spinelab.io.files import atomic_path, write_text  # noqa: E402
 from spinelab.io.formats import read_centroids  # noqa: E402
@@ -49,7 +49,6 @@ DOCS = ROOT / "docs" / "SYNTH.md"
 PICTURE = ROOT / "docs" / "synth_vs_real.png"
 DRR_PICTURE = ROOT / "docs" / "drr_real_vs_synth.png"
 #: Only HU above this reach a bone radiograph (``MultiViewConfig.bone_threshold_hu``).
-CUT_HU = 150.0
 PERCENTILES = (5, 25, 50, 75, 95)
 #: TotalSegmentator classes of the chest CT: vertebrae S1..C1, the five lung lobes, and what is not
 #: soft tissue (bones, lungs, airway, bowel that holds gas, background).
@@ -71,7 +70,7 @@ def real_hu() -> dict[str, list[float]]:
     soft = ~np.isin(labels, sorted(TS_NOT_SOFT))
     vertebra = ct[np.isin(labels, TS_VERTEBRAE)]
     return {"bone": percentiles(vertebra), "soft tissue": percentiles(ct[soft]),
-            "lung": percentiles(ct[np.isin(labels, TS_LUNGS)]), "below_150": [float((vertebra < CUT_HU).mean())]}
+            "lung": percentiles(ct[np.isin(labels, TS_LUNGS)]), "below_150": [float((vertebra < DRR_CUT_HU).mean())]}
 
 
 def synthetic_hu(seeds) -> dict[str, list[list[float]]]:
@@ -86,7 +85,7 @@ def synthetic_hu(seeds) -> dict[str, list[list[float]]]:
         found["bone"].append(percentiles(vertebra))
         found["soft tissue"].append(percentiles(ct[tissue == kernels.SOFT]))
         found["lung"].append(percentiles(ct[tissue == kernels.LUNG]))
-        found["below_150"].append([float((vertebra < CUT_HU).mean())])
+        found["below_150"].append([float((vertebra < DRR_CUT_HU).mean())])
         found["signal"].append(synthetic_signal(case, stage))
     return found
 
@@ -94,10 +93,10 @@ def synthetic_hu(seeds) -> dict[str, list[list[float]]]:
 def synthetic_signal(case, stage: BoneStage) -> dict[str, float]:
     """``signal_shares`` of a synthetic case on its 2 mm rendering grid, bone from its tissue map."""
     ct = case.ct.canonical()
-    volume = ct.block_averaged(RENDER_SPACING)
+    volume = ct.block_averaged(DRR_SPACING_MM)
     tissue = case.tissue.reoriented(("R", "A", "S"))
-    bone = tissue.with_array((tissue.array == kernels.BONE).astype(np.float32)).block_averaged(RENDER_SPACING)
-    return signal_shares(volume.array, bone.array >= 0.5, stage.mask(volume), CUT_HU)
+    bone = mask_share(tissue, tissue.array == kernels.BONE, DRR_SPACING_MM).array >= 0.5
+    return signal_shares(volume.array, bone, stage.mask(volume))
 
 
 def _steps(labels, points) -> dict[str, float]:
@@ -240,7 +239,7 @@ def picture(first_seed: int) -> None:
 
 def bone_radiograph(volume, keep=None) -> np.ndarray:
     """AP sum of the attenuation above the cut (a parallel-beam bone DRR), coronal, superior up."""
-    signal = np.maximum(volume.array.astype(np.float32) - CUT_HU, 0.0)
+    signal = np.maximum(volume.array.astype(np.float32) - DRR_CUT_HU, 0.0)
     if keep is not None:
         signal[~keep] = 0.0
     return signal.sum(axis=1).T
@@ -249,9 +248,9 @@ def bone_radiograph(volume, keep=None) -> np.ndarray:
 def drr_picture(first_seed: int) -> None:
     """Bone radiographs of the real chest and a synthetic one: the 150 HU cut alone, then with the bone stage."""
     stage = BoneStage.load()
-    real = read_ct(example("chest")["ct"]).canonical().block_averaged(RENDER_SPACING)
+    real = read_ct(example("chest")["ct"]).canonical().block_averaged(DRR_SPACING_MM)
     seed, synth = chest_like_case(first_seed)
-    synth_volume = synth.ct.canonical().block_averaged(RENDER_SPACING)
+    synth_volume = synth.ct.canonical().block_averaged(DRR_SPACING_MM)
     fig, axes = plt.subplots(1, 4, figsize=(16, 6.5))
     for column, (volume, name) in enumerate(((real, "real chest CT"), (synth_volume, f"synthetic (seed {seed})"))):
         for offset, keep, how in ((0, None, "150 HU cut only"), (1, stage.mask(volume), "with the bone stage")):

@@ -10,13 +10,17 @@ TRAIN=(--iterations 1800 --identifier-iterations 6000 --batch-size 8 --seed 0 --
 
 # The bone stage first (about 15 minutes): the multiview DRRs, in training and at inference, are rendered
 # from the voxels it calls bone. It writes the packaged src/spinelab/models/bone.pt.
-spinelab train-bone --out "$RUN/bone" --cases 240 --iterations 1800 --seed 0 --workers 2 --device "$DEVICE" \
+spinelab train-bone --out "$RUN/bone" --cases 240 --iterations 3000 --seed 0 --workers 2 --device "$DEVICE" \
     --model-out src/spinelab/models/bone.pt
 spinelab synth --n 600 --out "$RUN/synth" --seed 1 --spacing 2 2 2 --workers 2
 spinelab synth --n 60 --out "$RUN/heldout" --seed 1000
 spinelab pretrain --method multiview --data "$RUN/synth" --out "$RUN" --iterations 300 --batch-size 16 --seed 0 --device "$DEVICE"
 spinelab train --method multiview --data "$RUN/synth" --out "$RUN" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
     --model-out src/spinelab/models/multiview.pt
+# Bone stage on or off and the face margin, chosen on synthetic validation scans (docs/MODEL_SETTINGS.md).
+spinelab synth --n 30 --out "$RUN/validation" --seed 2000 --workers 2
+spinelab synth --n 30 --out "$RUN/validation_test" --seed 2000 --resolution test --workers 2
+python benchmarks/model_settings.py "$RUN/validation" "$RUN/validation_test" --write
 
 ABLATION_MODELS=()
 if [ "${ABLATION:-0}" = 1 ]; then

@@ -92,6 +92,24 @@ def test_multichannel_input_and_mode_restored():
     assert network.training
 
 
+class _EdgeArtifacts(torch.nn.Module):
+    """Identity inside each patch, +100 on its outer two voxels: what a padded convolution does at patch edges."""
+
+    def forward(self, x):
+        out = x + 100.0
+        out[..., 2:-2, 2:-2, 2:-2] = x[..., 2:-2, 2:-2, 2:-2]
+        return out
+
+
+def test_a_discarded_border_removes_patch_edge_artifacts_everywhere():
+    volume = np.random.default_rng(3).uniform(0.5, 2.0, (37, 29, 41)).astype(np.float32)
+    output = sliding_window(_EdgeArtifacts(), volume, (16, 16, 20), border=(4, 4, 5))
+    assert output.shape == (1, 37, 29, 41)
+    np.testing.assert_allclose(output[0], volume, atol=1e-4)
+    blended = sliding_window(_EdgeArtifacts(), volume, (16, 16, 20), overlap=0.5)
+    assert np.abs(blended[0] - volume).max() > 1.0  # Gaussian blending alone keeps some of them
+
+
 def test_sliding_window_rejects_wrong_dimensions():
     with pytest.raises(SpinelabError, match="channels-first"):
         sliding_window(_pointwise(1, [[1.0]]), np.zeros((8, 8)), (8, 8, 8))

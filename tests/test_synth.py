@@ -336,3 +336,88 @@ def test_vertebral_marrow_runs_from_osteoporotic_to_dense():
     darkest = min(cases, key=lambda c: c.info["patient"]["vertebral_cancellous_hu"])
     below = (darkest.ct.array[darkest.labels.array > 0] < 150).mean()
     assert darkest.info["patient"]["vertebral_cancellous_hu"] < 150 and below > 0.25
+
+
+# Arm positions and hardware ----------------------------------------------------------------------------------
+
+
+def _arm_bone(position: str) -> dict[str, int]:
+    """Long-bone voxels of one spine's arms painted in ``position``: beside the head (above the
+    shoulders), beside the chest (below them) and in front of the belly."""
+    from dataclasses import replace
+
+    from spinelab.synth import anatomy, geometry
+    from spinelab.synth.canvas import Canvas
+
+    spine = geometry.sample_spine(np.random.default_rng(3), shape_model.default_data_dir(), {})
+    patient = replace(anatomy.sample_patient(np.random.default_rng(3), None), arms=position)
+    t2, l2 = spine[9], spine[21]
+    low, high = t2.centre - [320, 200, 700], t2.centre + [320, 260, 420]
+    canvas = Canvas(low, (6.0, 6.0, 6.0), np.ceil((high - low) / 6.0).astype(int))
+    anatomy.add_shoulders(canvas, spine, patient, {})
+    world = canvas.origin + np.argwhere((canvas.sdf < 0) & (canvas.material == anatomy.LONG)) * canvas.spacing
+    lateral = np.abs(world[:, 0] - t2.centre[0]) > 120
+    return {"beside the head": int((lateral & (world[:, 2] > t2.centre[2] + 120)).sum()),
+            "beside the chest": int((lateral & (world[:, 2] < t2.centre[2] - 120)).sum()),
+            "in front of the belly": int(((world[:, 1] > l2.centre[1] + 80) & (np.abs(world[:, 2] - l2.centre[2]) < 150)
+                                          & (np.abs(world[:, 0] - l2.centre[0]) < 60)).sum())}
+
+
+@pytest.mark.parametrize("position, where", [("raised", "beside the head"), ("down", "beside the chest"),
+                                             ("crossed", "in front of the belly")])
+def test_each_arm_position_puts_the_arm_bones_where_it_says(position, where):
+    bone = _arm_bone(position)
+    assert bone[where] > 20, bone
+    assert sum(bone.values()) - bone[where] - (bone["beside the chest"] if position == "crossed" else 0) < bone[where] / 4
+
+
+def test_arm_positions_are_drawn_with_their_weights():
+    from spinelab.synth import anatomy
+
+    drawn = [anatomy.sample_patient(np.random.default_rng(seed), None).arms for seed in range(400)]
+    for position, weight in anatomy.ARM_POSITIONS.items():
+        assert abs(drawn.count(position) / len(drawn) - weight) < 0.07
+
+
+def _hardware_case(name: str, fov: str):
+    options = SynthOptions(fov=fov, spacing=(3.0, 3.0, 3.0), orientation=("R", "A", "S"),
+                           pathology={**NO_PATHOLOGY, name: True})
+    return next(c for c in (generate_case(seed, options) for seed in range(10)) if not c.info["targeted_fov"])
+
+
+def test_a_hip_prosthesis_is_metal_at_the_hip_joint_below_the_sacrum():
+    synth = _hardware_case("hip_prosthesis", "lumbar")
+    metal = np.argwhere(synth.tissue.array == kernels.METAL)
+    assert synth.info["hardware"]["hip_prosthesis"] and len(metal) > 100
+    world = synth.tissue.to_world(metal)
+    sacrum = synth.centroids.world[synth.centroids.labels == 26][0]
+    assert np.all(world[:, 2] < sacrum[2]) and np.median(np.abs(world[:, 0] - sacrum[0])) > 50
+    assert synth.ct.array.max() >= METAL_HU - 1
+
+
+def test_vertebroplasty_cement_fills_the_treated_body_and_stays_bone():
+    synth = _hardware_case("cement", "lumbar")
+    treated = synth.info["hardware"]["cement"][0]["label"]
+    inside = synth.labels.array == treated
+    assert (synth.ct.array[inside] > 1400).mean() > 0.05
+    others = (synth.labels.array > 0) & ~inside
+    assert (synth.ct.array[others] > 1400).mean() < 0.01
+    assert not np.any(synth.tissue.array == kernels.METAL)
+
+
+def test_ecg_leads_are_small_metal_pads_on_the_front_of_the_chest():
+    synth = _hardware_case("leads", "thoracic")
+    assert synth.info["hardware"]["leads"] >= 3
+    bright = synth.ct.array > 3000
+    world = synth.ct.to_world(np.argwhere(bright))
+    spine_front = synth.centroids.world[:, 1].max()
+    assert bright.sum() > 20 and np.median(world[:, 1]) > spine_front + 60
+
+
+def test_hardware_leaves_the_rest_of_the_case_unchanged():
+    options = dict(fov="lumbar", resolution="test", orientation=("R", "A", "S"))
+    plain = case(4, **options, pathology={**NO_PATHOLOGY, "hip_prosthesis": False, "cement": False, "leads": False})
+    fitted = case(4, **options, pathology={**NO_PATHOLOGY, "hip_prosthesis": True})
+    np.testing.assert_array_equal(plain.labels.array, fitted.labels.array)
+    assert np.all(plain.centroids.world == fitted.centroids.world)
+    assert plain.info["hardware"] == {} and fitted.info["hardware"]["hip_prosthesis"]

@@ -11,6 +11,6 @@ finer stages keep their own voxels only inside that mask.
 reproduces it (``spinelab.bone.train``).
 """
 
-from spinelab.bone.stage import BoneConfig, BoneStage, default_bone_model
+from spinelab.bone.stage import DRR_CUT_HU, DRR_SPACING_MM, BoneConfig, BoneStage, default_bone_model, mask_share
 
-__all__ = ["BoneConfig", "BoneStage", "default_bone_model"]
+__all__ = ["DRR_CUT_HU", "DRR_SPACING_MM", "BoneConfig", "BoneStage", "default_bone_model", "mask_share"]

@@ -11,6 +11,15 @@ from spinelab.io.volume import CTVolume
 
 #: Largest sliding-window patch (voxels per axis): most scans fit one window at 4 mm.
 MAX_PATCH = 128
+#: The bone radiographs the stage serves (the multiview defaults): only HU above this cut attenuate,
+#: on a grid of about this spacing. The stage's signal shares are measured on them.
+DRR_CUT_HU = 150.0
+DRR_SPACING_MM = 2.0
+
+
+def mask_share(volume: CTVolume, mask: np.ndarray, spacing: float) -> CTVolume:
+    """The share of each voxel of ``volume`` block-averaged to about ``spacing`` that ``mask`` covers."""
+    return volume.with_array(mask.astype(np.float32)).block_averaged(spacing)
 
 
 @dataclass

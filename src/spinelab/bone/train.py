@@ -22,7 +22,7 @@ import torch
 from scipy import ndimage
 from tqdm import tqdm
 
-from spinelab.bone.stage import BoneConfig, BoneStage, build_network, network_input
+from spinelab.bone.stage import DRR_CUT_HU, BoneConfig, BoneStage, build_network, mask_share, network_input
 from spinelab.errors import SpinelabError
 from spinelab.inference import pad_to, random_patch_slices
 from spinelab.training import Trainer
@@ -51,7 +51,7 @@ def training_case(seed: int, contrast: float = CONTRAST_SHARE) -> dict[str, np.n
     case = generate_case(seed, SynthOptions(spacing=spacing, contrast=contrast, orientation=("R", "A", "S")))
     ct, tissue = case.ct, case.tissue
     coarse = ct.block_averaged(BoneConfig.spacing_mm)
-    share = tissue.with_array((tissue.array == BONE).astype(np.float32)).block_averaged(BoneConfig.spacing_mm)
+    share = mask_share(tissue, tissue.array == BONE, BoneConfig.spacing_mm)
     return {"hu": coarse.array.astype(np.float16), "bone": share.array.astype(np.float16),
             "fine_hu": ct.array, "fine_bone": tissue.array == BONE,
             "fine_affine": ct.affine}
@@ -174,7 +174,7 @@ class BoneTrainer(Trainer):
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, target) + dice
 
 
-def signal_shares(hu: np.ndarray, bone: np.ndarray, keep: np.ndarray, cut_hu: float = 150.0) -> dict[str, float]:
+def signal_shares(hu: np.ndarray, bone: np.ndarray, keep: np.ndarray, cut_hu: float = DRR_CUT_HU) -> dict[str, float]:
     """What a bone radiograph rendered from ``keep`` is made of: the attenuation above ``cut_hu`` that
     DRRs integrate, split into bone and not bone. Returns the Dice of ``keep`` against ``bone``
     (counted over voxels above the cut, the only ones a DRR sees), the share of kept signal that is

@@ -68,7 +68,7 @@ def run(args) -> int:
         if spec.benchmark_sections:
             loaded = {key: load_method(spec.name, path, args.device) for key, path in variants.items()}
             result.sections, result.raw_sections = spec.resolve("benchmark_sections")(
-                method, args.heldout, args.limit, loaded)
+                method, args.heldout, args.limit, loaded, real_cases=cases, real_pooled=real["pooled"])
         results[spec.name] = result
     write_report(out, results, models, args.heldout, cases, bone_text)
     raw = {name: {"heldout": {"overall": r.heldout.overall.to_dict(),

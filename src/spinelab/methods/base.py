@@ -17,23 +17,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.review import review_reasons
+from spinelab.vertebrae import BODY_SIZES
 
 if TYPE_CHECKING:
     from spinelab.training.model_file import ModelFile
 
 
-def within_volume(centroids: Centroids, ct: CTVolume, details: dict) -> Centroids:
-    """The centroids inside the scanned box: a vertebra is annotated only where it was scanned.
+def within_volume(centroids: Centroids, ct: CTVolume, details: dict, face_margin: float = 0.0) -> Centroids:
+    """The centroids a VerSe annotator would mark: inside the scanned box and, with ``face_margin`` > 0,
+    at least that many half body sizes (of their level, along each canonical axis) from its faces,
+    since a body cut there is mostly out of view and VerSe annotates whole vertebrae.
 
-    The names of any dropped are noted in ``details["outside_volume"]``.
+    The names of any dropped are noted in ``details["outside_volume"]`` and ``details["cut_by_face"]``.
     """
     inside = ct.distance_outside(centroids.world) == 0
     if not inside.all():
         details["outside_volume"] = centroids.take(~inside).names()
-    return centroids.take(inside)
+    kept = centroids.take(inside)
+    if face_margin <= 0 or not len(kept):
+        return kept
+    whole = face_clearance(kept, ct) >= face_margin
+    if not whole.all():
+        details["cut_by_face"] = kept.take(~whole).names()
+    return kept.take(whole)
+
+
+def face_clearance(centroids: Centroids, ct: CTVolume) -> np.ndarray:
+    """How far inside the volume each centroid lies, in half body sizes of its level (width along the
+    first canonical axis, depth along the second, height along the third): below 1 the body is cut."""
+    half = np.array([[size.width, size.depth, size.height] for size in
+                     (BODY_SIZES[int(label)] for label in centroids.labels)]).reshape(-1, 3) / 2
+    return (ct.canonical().face_distances(centroids.world) / half).min(axis=1)
 
 
 @dataclass
@@ -65,6 +84,7 @@ class Method(ABC):
 
     name: str = "method"
     model_version: int = 1
+    face_margin: float = 0.0  # ``within_volume``: half body sizes a centroid must lie inside the faces
     meta: dict  # training facts from the model file (data, cases, iterations...)
     written_by: dict  # spinelab version, date and command that wrote the model file
 
@@ -90,7 +110,7 @@ class Method(ABC):
         with timer("canonicalize"):
             canonical = ct.canonical()
         result = self.predict_canonical(canonical, timer)
-        centroids = within_volume(result.centroids, canonical, result.details)
+        centroids = within_volume(result.centroids, canonical, result.details, self.face_margin)
         prediction = Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map)
         prediction.review = review_reasons(ct, prediction.centroids, self.review(prediction))
         return prediction

@@ -46,7 +46,7 @@ class Patient:
     fat_fraction: float  # shifts the abdominal fat/organ mix (-1 lean .. +1 obese)
     gas: float  # amount of bowel gas (0..0.8)
     head_flexion: float  # degrees, nodding the head about C1
-    arms_down: bool
+    arms: str  # ``ARM_POSITIONS``: raised over the head, down at the sides, or crossed over the belly
     contrast: str | None  # contrast phase (``CONTRAST_PHASES``), None without contrast agent
     tissue: dict  # HU of air, fat, muscle, soft, lung, gas, blood, liver, kidney, disc, csf, brain, bladder, ...
     cortical: np.ndarray  # (N_MATERIALS,) HU
@@ -68,6 +68,9 @@ CONTRAST_PHASES = {"arterial": (250.0, 600.0), "portal": (150.0, 260.0), "venous
                    "excretory": (90.0, 160.0)}
 #: The scanner's ceiling: undiluted contrast agent saturates here in real CTs.
 SCANNER_MAX_HU = 3071.0
+#: Arm positions and how often each is drawn: raised for most chest and abdomen scans, down (humeral
+#: heads and scapulae in a chest scan's top slices), crossed over the belly.
+ARM_POSITIONS = {"raised": 0.65, "down": 0.25, "crossed": 0.1}
 
 
 def sample_patient(rng: np.random.Generator, contrast: str | None) -> Patient:
@@ -106,7 +109,7 @@ def sample_patient(rng: np.random.Generator, contrast: str | None) -> Patient:
     return Patient(
         width=float(np.clip(rng.normal(1.0, 0.07), 0.82, 1.2)), depth=float(np.clip(rng.normal(1.0, 0.08), 0.8, 1.25)),
         fat=fat, fat_fraction=float(np.clip((fat - 20) / 25, -1, 1)), gas=float(rng.uniform(0.0, 0.8)),
-        head_flexion=float(rng.normal(0, 8)), arms_down=bool(rng.random() < 0.25), contrast=contrast,
+        head_flexion=float(rng.normal(0, 8)), arms=_arm_position(rng.random()), contrast=contrast,
         tissue=tissue, cortical=cortical, cancellous=cancellous, cortex=cortex)
 
 
@@ -448,7 +451,7 @@ def _sternum(spine: Spine, ends: dict):
 
 
 def add_shoulders(canvas: Canvas, spine: Spine, patient: Patient, sternum: dict) -> None:
-    """Clavicles, scapulae and (arms down) the humeri."""
+    """Clavicles, scapulae and the arm bones, in the patient's arm position."""
     t1, t2, t4 = spine[8], spine[9], spine[11]
     w = patient.width
     for side in (1.0, -1.0):
@@ -469,22 +472,44 @@ def add_shoulders(canvas: Canvas, spine: Spine, patient: Patient, sternum: dict)
         spine_of_scapula = [t4.to_world([side * 60 * w, -62 * patient.depth, 45.0]), glenoid + [0, 0, 12.0], acromion]
         canvas.tubes(polyline(spine_of_scapula, [5.0, 6.0, 7.0]), BONE, material=FLAT)
         canvas.ellipsoid(glenoid, t2.frame, [9.0, 14.0, 18.0], BONE, material=FLAT)
-        if patient.arms_down:
-            head = glenoid + t2.right * side * 26.0
-            elbow = head + t2.superior * -300.0 + t2.right * side * 25.0
-            canvas.ellipsoid(head, t2.frame, [24.0, 24.0, 24.0], BONE, material=LONG)
-            canvas.tubes(polyline([head, elbow], [14.0, 10.0]), BONE, material=LONG)
+        arm = arm_path(spine, patient, side)
+        canvas.ellipsoid(arm[0], t2.frame, [24.0, 24.0, 24.0], BONE, material=LONG)
+        canvas.tubes(polyline(arm[:2], [14.0, 10.0]), BONE, material=LONG)
+        for offset, radius in ((-6.0, 7.0), (6.0, 6.0)):  # radius and ulna
+            shift = t2.anterior * offset
+            canvas.tubes(polyline(arm[1:] + shift, [radius, radius * 0.8]), BONE, material=LONG)
+
+
+def _arm_position(draw: float) -> str:
+    """The arm position for one uniform draw (one draw per patient, whatever the weights)."""
+    edges = np.cumsum(list(ARM_POSITIONS.values()))
+    return list(ARM_POSITIONS)[min(int(np.searchsorted(edges, draw, side="right")), len(edges) - 1)]
+
+
+def arm_path(spine: Spine, patient: Patient, side: float) -> np.ndarray:
+    """Humeral head, elbow and wrist (3, 3) world mm of one arm in the patient's arm position."""
+    t2, up, right = spine[9], spine[9].superior, spine[9].right
+    head = t2.to_world([side * 176 * patient.width, -25.0, 5.0])
+    if patient.arms == "raised":  # beside the head, forearms crossed above it
+        elbow = head + up * 290.0 - right * side * 45.0
+        return np.stack([head, elbow, elbow + up * 60.0 - right * side * 190.0])
+    elbow = head - up * 300.0 + right * side * 25.0
+    if patient.arms == "down":
+        return np.stack([head, elbow, elbow - up * 240.0 + t2.anterior * 40.0])
+    # Crossed: the forearm lies on the front of the belly, reaching past the midline.
+    levels, _ = trunk_levels(spine, patient)
+    row = levels[np.argmin(np.abs(levels[:, 0] - elbow[2]))]
+    front = row[2] + row[4] + patient.fat + 20.0
+    elbow = np.array([elbow[0], max(elbow[1], row[2]), elbow[2]])
+    wrist = np.array([row[1] - side * 90.0 * patient.width, front, elbow[2] + 40.0])
+    return np.stack([head, elbow, wrist])
 
 
 def add_arm_soft_tissue(canvas: Canvas, spine: Spine, patient: Patient) -> None:
-    if not patient.arms_down:
-        return
-    t2 = spine[9]
     for side in (1.0, -1.0):
-        shoulder = t2.to_world([side * 178 * patient.width, -25.0, 5.0])
-        elbow = shoulder + t2.superior * -300.0 + t2.right * side * 25.0
-        canvas.tubes(polyline([shoulder, elbow], [50.0, 38.0]), PAINT, **patient.paint("fat"))
-        canvas.tubes(polyline([shoulder, elbow], [50.0 - 8.0, 38.0 - 8.0]), PAINT, **patient.paint("muscle"))
+        arm = arm_path(spine, patient, side)
+        canvas.tubes(polyline(arm, [50.0, 38.0, 28.0]), PAINT, **patient.paint("fat"))
+        canvas.tubes(polyline(arm, [42.0, 30.0, 21.0]), PAINT, **patient.paint("muscle"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -510,18 +535,26 @@ def _pelvis_frame(spine: Spine) -> tuple[np.ndarray, np.ndarray]:
     return sacrum.centre, _tilted(sacrum.frame, SACRAL_TILT)
 
 
+def _hemipelvis(spine: Spine, side: float, size):
+    """World position of landmarks given for the right hemipelvis, on ``side``, scaled by ``size`` per axis."""
+    origin, frame = _pelvis_frame(spine)
+    mirror = np.array([side, 1.0, 1.0])
+
+    def at(local):
+        return (np.asarray(local, float) * mirror * size) @ frame.T + origin
+
+    return at
+
+
 def add_pelvis(canvas: Canvas, spine: Spine, patient: Patient) -> None:
     """Iliac wings (a fan of flattened struts under the crest), sacroiliac joints, acetabula, pubic
     and ischial rami, femoral heads, necks, trochanters and shafts."""
-    origin, frame = _pelvis_frame(spine)
+    _, frame = _pelvis_frame(spine)
     size = np.array([patient.width, patient.depth, 1.0]) * spine.scale
 
     for side in (1.0, -1.0):
         mirror = np.array([side, 1.0, 1.0])
-
-        def at(local):
-            return (np.asarray(local, float) * mirror * size) @ frame.T + origin
-
+        at = _hemipelvis(spine, side, size)
         crest = at(ILIAC_CREST)
         base = at(ILIAC_BASE)
         rows = [polyline(crest, [9.0, 7.0, 6.5, 6.5, 8.0])]
@@ -793,8 +826,8 @@ def add_dense_agent(canvas: Canvas, rng: np.random.Generator, spine: Spine, pati
                 spine[14].to_world([20 * w, 66 * d, -12.0])]
         junction = t1.to_world([side * 38 * w, 38 * d, -2.0])
         subclavian = [junction, t1.to_world([side * 100 * w, 22 * d, 8.0]), t1.to_world([side * 150 * w, 0.0, 0.0])]
-        arm = subclavian[-1] + (t1.superior * -250.0 if patient.arms_down else t1.superior * 200.0) + t1.right * side * 20
-        canvas.tubes(polyline([*subclavian, arm], [6.0, 5.5, 5.0, 3.5]), PAINT, **patient.paint("bolus"))
+        elbow = arm_path(spine, patient, side)[1]
+        canvas.tubes(polyline([*subclavian, elbow], [6.0, 5.5, 5.0, 3.5]), PAINT, **patient.paint("bolus"))
         canvas.tubes(polyline([junction, cava[0]], 7.0), PAINT, **patient.paint("bolus"))
         filling = float(rng.uniform(0.4, 1.0))  # how far down the vena cava the undiluted agent reaches
         canvas.tubes(polyline([cava[0], cava[0] + (cava[1] - cava[0]) * filling], 9.0), PAINT, **patient.paint("bolus"))
@@ -897,9 +930,84 @@ def add_metal(canvas: Canvas, spine: Spine, labels: list[int], rng: np.random.Ge
     return screws
 
 
+def add_hip_prosthesis(canvas: Canvas, spine: Spine, rng: np.random.Generator) -> list[dict]:
+    """Total hip replacements: acetabular cup, ball head, neck and a stem down the femoral shaft, on
+    one side or (a fifth of cases) both."""
+    _, frame = _pelvis_frame(spine)
+    sides = [1.0, -1.0] if rng.random() < 0.2 else [float(rng.choice([1.0, -1.0]))]
+    implants = []
+    for side in sides:
+        mirror = np.array([side, 1.0, 1.0])
+        at = _hemipelvis(spine, side, spine.scale)
+        hip, neck_base = at(HIP), at([112, 38, -112])
+        stem_end = at([110, 40, -112 - float(rng.uniform(110, 160))])
+        canvas.ellipsoid(hip, frame * mirror, [27.0, 27.0, 27.0], COVER, shell=4.0, planes=[[0.9, 0.0, -0.45, 4.0]])
+        head = float(rng.uniform(12.0, 16.0))
+        canvas.ellipsoid(hip, frame, [head, head, head], COVER)
+        canvas.tubes(polyline([hip, neck_base, stem_end], [6.0, 8.0, 4.0]), COVER)
+        implants.append({"side": "right" if side > 0 else "left", "head_mm": round(2 * head, 1)})
+    return implants
+
+
+def add_cement(canvas: Canvas, spine: Spine, labels: list[int], rng: np.random.Generator) -> list[dict]:
+    """Vertebroplasty: a few lobes of bone cement (1500-3071 HU) filling part of each treated body."""
+    canvas.cover_hu["cement"] = float(rng.uniform(1500.0, SCANNER_MAX_HU))
+    for label in labels:
+        v = spine[label]
+        half = np.array([v.width / 2, v.depth / 2, v.height / 2])
+        for _ in range(int(rng.integers(2, 5))):
+            centre = v.to_world(rng.uniform(-0.35, 0.35, 3) * half * [1.0, 1.0, 0.6])
+            canvas.ellipsoid(centre, v.frame, half * rng.uniform(0.25, 0.5, 3), COVER, cover="cement")
+    return [{"label": int(label)} for label in labels]
+
+
+def add_leads(canvas: Canvas, spine: Spine, patient: Patient, rng: np.random.Generator) -> int:
+    """ECG electrodes on the skin of the chest and upper belly, each with a thin wire running off to the
+    side; returns how many were placed in the build grid."""
+    levels, _ = trunk_levels(spine, patient)
+    chest = [row for row, v in zip(levels, spine.vertebrae) if 9 <= v.label <= 20]  # T2 to L1
+    placed = 0
+    for _ in range(int(rng.integers(3, 7))):
+        row = chest[int(rng.integers(len(chest)))]
+        pad = _skin_front(canvas, row[1] + rng.uniform(-0.8, 0.8) * row[3], row[0] + rng.uniform(-15, 15))
+        if pad is None:
+            continue
+        canvas.ellipsoid(pad, np.eye(3), [5.0, 1.2, 5.0], COVER)
+        away = pad + [np.sign(pad[0] - row[1] + 1e-6) * rng.uniform(150, 300), rng.uniform(10, 60), rng.uniform(-80, 80)]
+        canvas.tubes(polyline([pad, (pad + away) / 2 + [0, 25.0, 0], away], 0.6), COVER)
+        placed += 1
+    return placed
+
+
+def _skin_front(canvas: Canvas, x: float, z: float) -> np.ndarray | None:
+    """World point on the front skin of the painted body at (x, z); None outside the grid or the body."""
+    i, k = np.rint((np.array([x, z]) - canvas.origin[[0, 2]]) / canvas.spacing[[0, 2]]).astype(int)
+    if not (0 <= i < canvas.shape[0] and 0 <= k < canvas.shape[2]):
+        return None
+    body = np.flatnonzero(canvas.soft[i, :, k] > -500.0)
+    if not len(body):
+        return None
+    return np.array([x, canvas.origin[1] + body[-1] * canvas.spacing[1] + 1.5, z])
+
+
+def cement_levels(rng: np.random.Generator, visible: list[int], fractured: dict) -> list[int]:
+    """Treated levels: the fractured vertebrae when there are any, else one or two of T8-L4 in view."""
+    if fractured:
+        return sorted(int(label) for label in fractured)
+    candidates = [label for label in visible if 15 <= label <= 23]
+    if not candidates:
+        return []
+    return sorted(int(x) for x in rng.choice(candidates, size=min(len(candidates), int(rng.integers(1, 3))),
+                                             replace=False))
+
+
 def build(canvas: Canvas, rng: np.random.Generator, spine: Spine, patient: Patient, variants: dict,
-          metal_levels: list[int], table: bool) -> dict:
-    """Paint a whole patient; returns details worth recording (metal)."""
+          metal_levels: list[int], table: bool, hardware: dict | None = None) -> dict:
+    """Paint a whole patient; returns details worth recording (metal, hardware).
+
+    ``hardware`` maps each drawn ``variants.HARDWARE`` name to what it needs (cement: its levels) and
+    carries its own random generator under ``rng``, so adding hardware leaves the rest of a case as it was.
+    """
     # Soft tissues first (later paint wins), then the bone union, then implants.
     add_trunk(canvas, rng, spine, patient)
     add_arm_soft_tissue(canvas, spine, patient)
@@ -916,4 +1024,11 @@ def build(canvas: Canvas, rng: np.random.Generator, spine: Spine, patient: Patie
     add_skull(canvas, spine, patient)
     if metal_levels:
         details["metal"] = add_metal(canvas, spine, metal_levels, rng)
+    hardware = hardware or {}
+    if "hip_prosthesis" in hardware:
+        details["hip_prosthesis"] = add_hip_prosthesis(canvas, spine, hardware["rng"])
+    if hardware.get("cement"):
+        details["cement"] = add_cement(canvas, spine, hardware["cement"], hardware["rng"])
+    if "leads" in hardware:
+        details["leads"] = add_leads(canvas, spine, patient, hardware["rng"])
     return details

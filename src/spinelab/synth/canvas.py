@@ -3,8 +3,9 @@
 ``soft`` holds soft-tissue Hounsfield units and ``classes`` their tissue class; bones are collected as
 one signed-distance union (``sdf``, with the ``owner`` vertebra label and ``material`` of the nearest
 part) and turned into HU only at the end, so cortical shells follow the outer surface of each bone and
-partial-volume edges are correct at any voxel size. ``metal`` is the fraction of each voxel filled by
-implants.
+partial-volume edges are correct at any voxel size. ``covers`` hold the fraction of each voxel filled
+by a foreign material: ``metal`` (implants, electrodes) and ``cement`` (vertebroplasty), whose HU
+``cover_hu`` records.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class Canvas:
         self.owner = np.zeros(self.shape, dtype=np.int16)
         self.material = np.zeros(self.shape, dtype=np.uint8)
         self.classes = np.zeros(self.shape, dtype=np.uint8)
-        self.metal: np.ndarray | None = None
+        self.covers: dict[str, np.ndarray] = {}
+        self.cover_hu: dict[str, float] = {}
         self.voxel = float(np.prod(self.spacing) ** (1 / 3))
         self.inv_voxel = 1.0 / self.voxel
 
@@ -47,17 +49,20 @@ class Canvas:
             return None
         return np.stack([start, stop], axis=1).reshape(-1)
 
-    def _target(self, mode):
+    @property
+    def metal(self) -> np.ndarray | None:
+        return self.covers.get("metal")
+
+    def _target(self, mode, cover: str):
         if mode == kernels.MODE_COVER:
-            if self.metal is None:
-                self.metal = np.zeros(self.shape, dtype=np.float32)
-            return self.metal
+            return self.covers.setdefault(cover, np.zeros(self.shape, dtype=np.float32))
         return self.soft
 
-    def tubes(self, segments, mode=kernels.MODE_BONE, value=0.0, label=0, material=0) -> None:
+    def tubes(self, segments, mode=kernels.MODE_BONE, value=0.0, label=0, material=0, cover="metal") -> None:
         """Tapered elliptic tubes (rows: a, b, radius_a, radius_b, flatten_dir, flatten_ratio).
 
-        ``material`` is the bone material when joining the bone union and the tissue class when painting.
+        ``material`` is the bone material when joining the bone union and the tissue class when painting;
+        ``cover`` names the field a ``MODE_COVER`` tube fills.
         """
         segments = np.ascontiguousarray(np.atleast_2d(segments), dtype=np.float64)
         reach = segments[:, 6:8].max(axis=1)[:, None]
@@ -67,12 +72,12 @@ class Canvas:
         keep = [i for i, b in enumerate(boxes) if b is not None]
         if not keep:
             return
-        kernels.tubes(mode, self._target(mode), self.sdf, self.owner, self.material, self.classes, self.origin,
+        kernels.tubes(mode, self._target(mode, cover), self.sdf, self.owner, self.material, self.classes, self.origin,
                       self.spacing, np.array([boxes[i] for i in keep]), segments[keep], float(value), int(label),
                       int(material), self.inv_voxel)
 
     def ellipsoid(self, centre, frame, radii, mode=kernels.MODE_BONE, value=0.0, label=0, material=0, shell=0.0,
-                  planes=None, hole=None) -> None:
+                  planes=None, hole=None, cover="metal") -> None:
         """Ellipsoid in a local frame; hollow with ``shell`` > 0, cut by ``planes`` and a ``hole``."""
         centre, frame, radii = np.asarray(centre, float), np.asarray(frame, float), np.asarray(radii, float)
         reach = np.abs(frame) @ radii
@@ -81,7 +86,7 @@ class Canvas:
             return
         planes = np.zeros((0, 4)) if planes is None else np.asarray(planes, float).reshape(-1, 4)
         hole = np.zeros(3) if hole is None else np.asarray(hole, float)
-        kernels.ellipsoid(mode, self._target(mode), self.sdf, self.owner, self.material, self.classes, self.origin,
+        kernels.ellipsoid(mode, self._target(mode, cover), self.sdf, self.owner, self.material, self.classes, self.origin,
                           self.spacing, box, centre, np.ascontiguousarray(frame), radii, float(shell), planes, hole,
                           float(value), int(label), int(material), self.inv_voxel)
 
@@ -93,7 +98,7 @@ class Canvas:
         box = self.box(centre - reach, centre + reach)
         if box is None:
             return
-        kernels.body(mode, self._target(mode), self.sdf, self.owner, self.material, self.classes, self.origin,
+        kernels.body(mode, self._target(mode, "metal"), self.sdf, self.owner, self.material, self.classes, self.origin,
                      self.spacing, box, centre, np.ascontiguousarray(frame), half, float(exponent), float(waist),
                      float(concavity), float(fracture), int(fracture_kind), float(value), int(label), int(material),
                      self.inv_voxel)

@@ -25,6 +25,8 @@ from spinelab.synth.variants import SynthOptions
 #: A vertebra is visible when its body centre lies in the field of view and at least this share of
 #: its body does.
 VISIBLE_FRACTION = 0.5
+#: Seed suffix of the random stream hardware is drawn from (apart from the main one: see ``variants.HARDWARE``).
+HARDWARE_STREAM = 7
 
 
 @dataclass
@@ -80,7 +82,7 @@ def _field_of_view(rng, plan, spine: Spine, patient: anatomy.Patient, resolution
     levels, _ = anatomy.trunk_levels(spine, patient)
     rows = levels[(levels[:, 0] >= bottom - 40) & (levels[:, 0] <= top + 40)]
     rows = rows if len(rows) else levels
-    half_width = rows[:, 3].max() + patient.fat + (55.0 if patient.arms_down else 0.0)
+    half_width = rows[:, 3].max() + patient.fat + (55.0 if patient.arms != "raised" else 0.0)
     body_low = np.array([rows[:, 1].min() - half_width, (rows[:, 2] - rows[:, 4]).min() - patient.fat])
     body_high = np.array([rows[:, 1].max() + half_width, (rows[:, 2] + rows[:, 4]).max() + patient.fat])
     if plan.targeted:
@@ -139,8 +141,13 @@ def generate_case(seed: int, options: SynthOptions | None = None) -> SynthCase:
     grid = variants.voxel_grid(rng, options, plan, low, high, spine_xy)
     visible, cut = visibility(spine, grid.low, grid.high)
     metal_levels = _metal_levels(rng, spine, visible) if plan.variants["metal"] else []
+    hardware_rng = np.random.default_rng([seed, HARDWARE_STREAM])
+    hardware = {name: True for name in variants.sample_hardware(hardware_rng, options)}
+    if "cement" in hardware:
+        hardware["cement"] = anatomy.cement_levels(hardware_rng, visible, fractured)
     canvas = Canvas(grid.build_origin, grid.build_spacing, grid.build_shape)
-    details = anatomy.build(canvas, rng, spine, patient, plan.variants, metal_levels, plan.table)
+    details = anatomy.build(canvas, rng, spine, patient, plan.variants, metal_levels, plan.table,
+                            {**hardware, "rng": hardware_rng})
     image = scanner.render(canvas, grid, patient, plan, rng, seed)
     labels = scanner.label_map(canvas, grid, set(visible))
     tissue = scanner.tissue_map(canvas, grid, plan)
@@ -154,6 +161,7 @@ def generate_case(seed: int, options: SynthOptions | None = None) -> SynthCase:
         "source": spine.source, "real_levels": list(spine.real_labels),
         "variants": {name: bool(value) for name, value in plan.variants.items()},
         "fracture": fractured, "metal": details.get("metal", []),
+        "hardware": {name: details[name] for name in variants.HARDWARE if name in details},
         "visible": visible, "cut_by_fov": cut,
         "spacing_mm": grid.spacing.tolist(), "shape": list(grid.shape), "axcodes": "".join(plan.axcodes),
         "slice_axis": "RAS"[grid.slice_axis], "slice_subsamples": grid.subsamples,
@@ -161,7 +169,7 @@ def generate_case(seed: int, options: SynthOptions | None = None) -> SynthCase:
         "calibration": {"slope": plan.calibration[0], "offset_hu": plan.calibration[1]},
         "padding_hu": plan.padding, "table": plan.table,
         "patient": {"scale": spine.scale, "width": patient.width, "depth": patient.depth, "fat_mm": patient.fat,
-                    "arms_down": patient.arms_down, "vertebral_cancellous_hu": patient.cancellous[anatomy.VERTEBRA]},
+                    "arms": patient.arms, "vertebral_cancellous_hu": patient.cancellous[anatomy.VERTEBRA]},
         "seconds": time.perf_counter() - started,
     }
     return SynthCase(ct, label_volume, centroids, _round(info), CTVolume(tissue, affine).reoriented(plan.axcodes))

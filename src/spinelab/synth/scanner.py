@@ -65,6 +65,9 @@ def render(canvas: Canvas, grid: Grid, patient: Patient, plan: Plan, rng: np.ran
     kernels.compose(canvas.soft, canvas.sdf, canvas.material, canvas.origin, canvas.spacing, patient.cortical,
                     patient.cancellous, patient.cortex, canvas.voxel, int(seed % 2**31), TRABECULAR_HU)
     image = _average_slices(canvas.soft, grid)
+    for name, cover in canvas.covers.items():  # dense non-metal fills are blurred like tissue
+        if name != "metal":
+            image += (np.float32(canvas.cover_hu[name]) - image) * np.minimum(_average_slices(cover, grid) * 1.5, 1.0)
     metal = None if canvas.metal is None else _average_slices(canvas.metal, grid)
     if metal is not None:
         angles = np.sort(rng.uniform(0, np.pi, _STREAK_ANGLES))

@@ -21,6 +21,10 @@ PATHOLOGIES = ("fracture", "metal", "l6", "t13", "sacralized_l5", "missing_rib12
 #: Default probability of each pathology; scoliosis adds to the scoliotic spines among the real sets.
 DEFAULT_PATHOLOGY = {"fracture": 0.12, "metal": 0.08, "l6": 0.05, "t13": 0.04, "sacralized_l5": 0.05,
                      "missing_rib12": 0.08, "scoliosis": 0.05}
+#: Hardware drawn per case (on its own random stream, so cases without it stay as they were):
+#: a total hip replacement, vertebroplasty cement, ECG electrodes with their wires.
+HARDWARE = ("hip_prosthesis", "cement", "leads")
+DEFAULT_HARDWARE = {"hip_prosthesis": 0.05, "cement": 0.04, "leads": 0.15}
 #: How often each contrast phase is drawn for a contrast-enhanced case (HU per phase: ``anatomy.CONTRAST_PHASES``).
 CONTRAST_PHASE_WEIGHTS = {"arterial": 0.3, "portal": 0.35, "venous_bolus": 0.2, "excretory": 0.15}
 RESOLUTIONS = {
@@ -40,7 +44,7 @@ class SynthOptions:
     ``spacing`` fixes the voxel size along the world R-L, A-P and S-I axes (mm) whatever the stored
     axis order; ``orientation`` fixes the stored axis codes, e.g. ('L', 'P', 'S'). ``pathology`` maps
     a name from ``PATHOLOGIES`` to a probability or True/False (forced on/off); unnamed ones keep
-    ``DEFAULT_PATHOLOGY``. ``contrast`` is a bool or a probability; ``contrast_phase`` is 'random' or
+    ``DEFAULT_PATHOLOGY``; it also takes the ``HARDWARE`` names. ``contrast`` is a bool or a probability; ``contrast_phase`` is 'random' or
     one of ``CONTRAST_PHASE_WEIGHTS`` (arterial, portal, venous_bolus, excretory). ``data_dir`` holds the real
     keypoint sets (default: ``$SPINELAB_DATA`` or ``../shared/data``); without them, spines are drawn
     from the shipped shape model alone.
@@ -67,9 +71,9 @@ class SynthOptions:
                                 f"{', '.join(CONTRAST_PHASE_WEIGHTS)}")
         if self.resolution not in RESOLUTIONS:
             raise SpinelabError(f"unknown resolution {self.resolution!r}; choose 'test' or 'full'")
-        unknown = sorted(set(self.pathology) - set(PATHOLOGIES))
+        unknown = sorted(set(self.pathology) - set(PATHOLOGIES) - set(HARDWARE))
         if unknown:
-            raise SpinelabError(f"unknown pathology {unknown}; choose from {', '.join(PATHOLOGIES)}")
+            raise SpinelabError(f"unknown pathology {unknown}; choose from {', '.join(PATHOLOGIES + HARDWARE)}")
         for name, value in [*self.pathology.items(), ("contrast", self.contrast)]:
             if not isinstance(value, bool) and not 0.0 <= float(value) <= 1.0:
                 raise SpinelabError(f"{name}: {value!r} is neither True/False nor a probability")
@@ -151,6 +155,12 @@ def sample_plan(rng: np.random.Generator, options: SynthOptions) -> Plan:
         calibration=(float(rng.uniform(0.97, 1.03)), float(rng.uniform(*options.calibration_hu))),
         padding=float(rng.choice([-1024.0, -2048.0, -3024.0])) if rng.random() < 0.4 else None,
         table=bool(rng.random() < 0.7), axcodes=axcodes, slice_axis=slice_axis, targeted=targeted)
+
+
+def sample_hardware(rng: np.random.Generator, options: SynthOptions) -> list[str]:
+    """The ``HARDWARE`` this case carries (``options.pathology`` forces or weights each like a pathology)."""
+    wanted = {**DEFAULT_HARDWARE, **{k: v for k, v in options.pathology.items() if k in HARDWARE}}
+    return [name for name in HARDWARE if _chance(rng, wanted[name])]
 
 
 def fracture_region(kind: str) -> tuple[int, ...]:

@@ -60,6 +60,20 @@ def save_model_file(path: str | Path, method: str, version: int, networks: dict[
     return Path(path)
 
 
+def update_model_config(path: str | Path, method: str, version: int, changes: dict) -> Path:
+    """Change settings of a written model file, keeping its weights and writer; the change, the command
+    and the date are appended to ``meta["config_changes"]`` so the file still says how it was made."""
+    load_model_file(path, method, version)  # the same checks and one-line errors as loading
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["config"].update(changes)
+    payload["meta"].setdefault("config_changes", []).append(
+        {"changes": json.loads(json.dumps(changes)), "date": time.strftime("%Y-%m-%d %H:%M"),
+         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])})
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
 def load_model_file(path: str | Path, method: str, version: int) -> ModelFile:
     """Read a model file written by ``method`` in format ``version``; anything else is a one-line error."""
     path = Path(path)

@@ -16,7 +16,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from spinelab.bone import BoneStage
-from spinelab.eval.benchmark import evaluate_real, real_cases
+from spinelab.eval.benchmark import evaluate_real
+from spinelab.eval.benchmark import real_cases as load_real_cases
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
 from spinelab.eval.report import metrics_table
 from spinelab.io.datasets import find_cases
@@ -62,14 +63,16 @@ def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
             if networks not in outputs:
                 outputs[networks] = method.run_networks(images)
             centroids, details = method.decode(*outputs[networks], views)
-            pairs[name][case.case_id] = (within_volume(centroids, canonical, details), truth)
+            pairs[name][case.case_id] = (within_volume(centroids, canonical, details, method.face_margin), truth)
     return {name: evaluate_dataset(scan_pairs) for name, scan_pairs in pairs.items()}
 
 
 def benchmark_sections(method: MultiViewMethod, data: str | Path, limit: int | None = None,
-                       variants: dict[str, MultiViewMethod] | None = None, progress: bool = True) -> tuple[str, dict]:
+                       variants: dict[str, MultiViewMethod] | None = None, progress: bool = True,
+                       real_cases: list | None = None, real_pooled: DatasetMetrics | None = None) -> tuple[str, dict]:
     """Markdown for the K sweep, the bone stage on and off (held-out and real CTs) and, given ``variants``
-    'baseline' and 'pretrained', the ablation."""
+    'baseline' and 'pretrained', the ablation. ``real_cases`` and the model's own ``real_pooled`` metrics
+    on them are the benchmark's (loaded and evaluated here when not given)."""
     models = {"default": method, **(variants or {})}
     runs = {f"K = {k}": variant(method, views=k, weighted_voting=True) for k in VIEW_COUNTS}
     setting, other = ("on", "off") if method.config.bone_stage else ("off", "on")
@@ -80,9 +83,10 @@ def benchmark_sections(method: MultiViewMethod, data: str | Path, limit: int | N
     results = evaluate_runs(data, runs, limit, progress)
     text = ["### multiview: number of views K (same networks)", "", metrics_table(
         {name: results[name] for name in runs if name.startswith("K =")}), ""]
-    real = {f"bone stage {setting} (the model's setting)": method, bone_row: runs[bone_row]}
-    real_cases_ = real_cases()
-    real_metrics = {name: evaluate_real(run, real_cases_)[0]["pooled"] for name, run in real.items()}
+    cases = real_cases if real_cases is not None else load_real_cases()
+    own = real_pooled if real_pooled is not None else evaluate_real(method, cases)[0]["pooled"]
+    real_metrics = {f"bone stage {setting} (the model's setting)": own,
+                    bone_row: evaluate_real(runs[bone_row], cases)[0]["pooled"]}
     text += [f"### multiview: the bone stage (same networks, K = {method.config.views})", "",
              "Held-out synthetic scans:", "", metrics_table({f"bone stage {setting} (the model's setting)": results[
                  f"K = {method.config.views}"], bone_row: results[bone_row]}), "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from spinelab.bone.stage import DRR_CUT_HU
 from spinelab.errors import SpinelabError
 
 
@@ -18,7 +19,7 @@ class MultiViewConfig:
     content_radius_mm: float = 150.0  # half-width around the long axis that every view must show
     isocenter_jitter_mm: float = 20.0  # training only: random shift of the rotation centre
     volume_spacing: float = 2.0  # mm: CTs are block-averaged to about this before rendering
-    bone_threshold_hu: float = 150.0  # only HU above this attenuate: bone DRRs, blind to soft tissue and contrast
+    bone_threshold_hu: float = DRR_CUT_HU  # only HU above this attenuate: bone DRRs, blind to soft tissue and contrast
     # ... and only voxels the bone stage (spinelab.bone) calls bone, so no dense contrast agent. A model
     # runs as it was trained: training sets this, files from before the bone stage existed read False.
     bone_stage: bool = False
@@ -39,6 +40,7 @@ class MultiViewConfig:
     spine_detection_score: float = 0.7  # a spine needs a candidate the localizer scores at least this ...
     spine_label_confidence: float = 0.4  # ... and one the identifier labels this surely; else no vertebrae
     review_view_agreement: float = 0.5  # a vertebra fewer of whose views agree on its label needs review
+    face_margin: float = 0.0  # half body sizes a centroid must lie inside the faces (benchmarks/face_margin.py)
 
     def __post_init__(self):
         multiple = 32 * self.identifier_scale  # five stride-2 stages after the identifier's pooling

@@ -1,0 +1,99 @@
+"""Inference of the dense method: CT -> 2 mm volume -> vertebral-body mask (3D, patch-wise) x
+continuous vertebra numbers (2D, whole sagittal slices) -> one median centroid per label."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from spinelab.devices import autocast
+from spinelab.errors import SpinelabError
+from spinelab.inference import sliding_window
+from spinelab.io.volume import CTVolume
+from spinelab.methods.base import Method, Prediction, StageTimer
+from spinelab.methods.dense.config import DenseConfig
+from spinelab.methods.dense.data import working_volume
+from spinelab.methods.dense.labels import dense_to_sparse
+from spinelab.methods.dense.train import MODEL_VERSION, detection_network, identification_network
+from spinelab.training import ModelFile
+
+SLICES_PER_BATCH = 16
+#: HU above which a voxel belongs to the patient (denser than fat) when the detection box is drawn.
+BODY_HU = -100.0
+
+
+class DenseMethod(Method):
+    name = "dense"
+    model_version = MODEL_VERSION
+
+    def __init__(self, detection: torch.nn.Module, identification: torch.nn.Module, config: DenseConfig,
+                 device: str = "cpu"):
+        self.detection = detection.to(device).eval()
+        self.identification = identification.to(device).eval()
+        self.config, self.device = config, device
+
+    @classmethod
+    def from_model_file(cls, model: ModelFile, device: str) -> DenseMethod:
+        config = DenseConfig.from_dict(model.config)
+        networks = []
+        for key, build in (("detection", detection_network), ("identification", identification_network)):
+            network = build(config)
+            try:
+                network.load_state_dict(model.networks[key])
+            except (KeyError, RuntimeError) as exc:
+                raise SpinelabError(f"dense model: {key} does not match its config "
+                                    f"({str(exc).splitlines()[0]})") from None
+            networks.append(network)
+        return cls(*networks, config, device)
+
+    def body_probability(self, volume: np.ndarray) -> np.ndarray:
+        """Vertebral-body probability per voxel, patch-wise with each patch's outer border discarded.
+
+        Only the box holding the patient (anything denser than fat) is run: the air around a body
+        cannot hold a vertebra and would cost most of the patches."""
+        probability = np.zeros(volume.shape, dtype=np.float32)
+        low, high = self.config.hu_window
+        found = np.argwhere(volume > (BODY_HU - low) / (high - low))
+        if not len(found):
+            return probability
+        box = tuple(slice(low, high + 1) for low, high in zip(found.min(axis=0), found.max(axis=0)))
+        logits = sliding_window(self.detection, volume[box], self.config.detection_patch, device=self.device,
+                                batch_size=4, border=self.config.detection_border)
+        probability[box] = torch.from_numpy(logits).softmax(dim=0)[1].numpy()
+        return probability
+
+    @torch.inference_mode()
+    def vertebra_numbers(self, volume: np.ndarray, body: np.ndarray) -> np.ndarray:
+        """The regressed vertebra number of every voxel in sagittal slices that hold body voxels; the
+        network runs fully convolutionally on whole slices padded to its multiple."""
+        slices = self.config.slab[0]
+        multiple = self.identification.multiple
+        numbers = np.zeros(volume.shape, dtype=np.float32)
+        rows, cols = volume.shape[1:]
+        padded = np.pad(volume, ((slices // 2, slices - slices // 2), (0, -rows % multiple), (0, -cols % multiple)))
+        wanted = np.flatnonzero(body.any(axis=(1, 2)))
+        for start in range(0, len(wanted), SLICES_PER_BATCH):
+            chunk = wanted[start:start + SLICES_PER_BATCH]
+            slabs = torch.from_numpy(np.stack([padded[x:x + slices] for x in chunk])).to(self.device)
+            with autocast(self.device):
+                output = self.identification(slabs).float()
+            numbers[chunk] = output[:, 0, :rows, :cols].cpu().numpy()
+        return numbers
+
+    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
+        config = self.config
+        with timer("resample"):
+            volume = working_volume(ct, config)
+        with timer("detection"):
+            probability = self.body_probability(volume.array)
+            body = probability >= config.detection_threshold
+        with timer("identification"):
+            numbers = self.vertebra_numbers(volume.array, body)
+        with timer("centroids"):
+            centroids, details = dense_to_sparse(body, numbers, volume.affine, config.spacing_mm,
+                                                 config.min_voxels_mm3, config.disc_radius_scale)
+        details.update(body_voxels=int(body.sum()))
+        if not len(centroids):
+            details["no_spine"] = ("no spine: no vertebra label reached its voxel count"
+                                   if body.any() else "no spine: the detection network found no vertebral body")
+        return Prediction(centroids, details=details)
