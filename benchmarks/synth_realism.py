@@ -204,7 +204,7 @@ def chest_like_case(first_seed: int):
     the whole body in the field of view."""
     for seed in range(first_seed, first_seed + 50):
         case = generate_case(seed, SynthOptions(**CHEST_LIKE))
-        if not case.info["patient"]["arms_down"] and not case.info["targeted_fov"]:
+        if case.info["patient"]["arms"] == "raised" and not case.info["targeted_fov"]:
             return seed, case
     raise RuntimeError("no chest-like synthetic case in 50 seeds")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the packaged default models (src/spinelab/models/bone.pt and multiview.pt) and docs/BENCHMARKS.md
-# (about 90 minutes on 2 CPU cores; DEVICE=cuda trains on a GPU). ABLATION=1 also trains the two
+# (about 2 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU). ABLATION=1 also trains the two
 # ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds their rows to the benchmark.
 set -euo pipefail
 RUN=${RUN:-runs/default}
@@ -8,7 +8,7 @@ DEVICE=${DEVICE:-cpu}
 # The identifier sees 2x-pooled DRRs (about 5 iterations/s on 2 cores), so it gets more iterations.
 TRAIN=(--iterations 1800 --identifier-iterations 6000 --batch-size 8 --seed 0 --device "$DEVICE")
 
-# The bone stage first (about 15 minutes): the multiview DRRs, in training and at inference, are rendered
+# The bone stage first: the multiview DRRs, in training and at inference, are rendered
 # from the voxels it calls bone. It writes the packaged src/spinelab/models/bone.pt.
 spinelab train-bone --out "$RUN/bone" --cases 240 --iterations 3000 --seed 0 --workers 2 --device "$DEVICE" \
     --model-out src/spinelab/models/bone.pt

@@ -40,6 +40,15 @@ class ModelFile:
     meta: dict = field(default_factory=dict)
     written_by: dict = field(default_factory=dict)
 
+    def load_into(self, key: str, network: torch.nn.Module) -> torch.nn.Module:
+        """``network`` (built from the config) with the stored weights ``key``; a mismatch is a one-line error."""
+        try:
+            network.load_state_dict(self.networks[key])
+        except (KeyError, RuntimeError) as exc:
+            raise SpinelabError(f"{self.method} model: {key} does not match its config "
+                                f"({str(exc).splitlines()[0]})") from None
+        return network
+
 
 def _half(state: dict) -> dict:
     return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from spinelab.devices import autocast
-from spinelab.errors import SpinelabError
 from spinelab.inference import sliding_window
 from spinelab.io.volume import CTVolume
 from spinelab.methods.base import Method, Prediction, StageTimer
@@ -35,16 +34,8 @@ class DenseMethod(Method):
     @classmethod
     def from_model_file(cls, model: ModelFile, device: str) -> DenseMethod:
         config = DenseConfig.from_dict(model.config)
-        networks = []
-        for key, build in (("detection", detection_network), ("identification", identification_network)):
-            network = build(config)
-            try:
-                network.load_state_dict(model.networks[key])
-            except (KeyError, RuntimeError) as exc:
-                raise SpinelabError(f"dense model: {key} does not match its config "
-                                    f"({str(exc).splitlines()[0]})") from None
-            networks.append(network)
-        return cls(*networks, config, device)
+        return cls(model.load_into("detection", detection_network(config)),
+                   model.load_into("identification", identification_network(config)), config, device)
 
     def body_probability(self, volume: np.ndarray) -> np.ndarray:
         """Vertebral-body probability per voxel, patch-wise with each patch's outer border discarded.

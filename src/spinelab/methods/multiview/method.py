@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from spinelab.bone import BoneStage
 from spinelab.devices import autocast
-from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.methods.base import Method, Prediction, StageTimer
@@ -41,15 +40,8 @@ class MultiViewMethod(Method):
     @classmethod
     def from_model_file(cls, model: ModelFile, device: str) -> MultiViewMethod:
         config = MultiViewConfig.from_dict(model.config)
-        networks = []
-        for key, channels in (("localizer", 1), ("identifier", NUM_CLASSES)):
-            network = ResNetUNet(channels, config.depth, config.width)
-            try:
-                network.load_state_dict(model.networks[key])
-            except (KeyError, RuntimeError) as exc:
-                raise SpinelabError(f"multiview model: {key} does not match its config "
-                                    f"({str(exc).splitlines()[0]})") from None
-            networks.append(network)
+        networks = [model.load_into(key, ResNetUNet(channels, config.depth, config.width))
+                    for key, channels in (("localizer", 1), ("identifier", NUM_CLASSES))]
         bone = BoneStage.load(device=device) if config.bone_stage else None
         return cls(*networks, config, device, model.meta, bone)
 
