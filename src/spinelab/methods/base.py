@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
 
 def within_volume(centroids: Centroids, ct: CTVolume, details: dict, face_margin: float = 0.0) -> Centroids:
-    """The centroids a VerSe annotator would mark: inside the scanned box and, with ``face_margin`` > 0,
-    at least that many half body sizes (of their level, along each canonical axis) from its faces,
-    since a body cut there is mostly out of view and VerSe annotates whole vertebrae.
+    """The centroids a VerSe annotator would mark in the canonical volume ``ct``: inside the scanned
+    box and, with ``face_margin`` > 0, at least that many half body sizes (of their level, along each
+    canonical axis) from its faces, since a body cut there is mostly out of view and VerSe annotates
+    whole vertebrae.
 
     The names of any dropped are noted in ``details["outside_volume"]`` and ``details["cut_by_face"]``.
     """
@@ -48,11 +49,11 @@ def within_volume(centroids: Centroids, ct: CTVolume, details: dict, face_margin
 
 
 def face_clearance(centroids: Centroids, ct: CTVolume) -> np.ndarray:
-    """How far inside the volume each centroid lies, in half body sizes of its level (width along the
-    first canonical axis, depth along the second, height along the third): below 1 the body is cut."""
+    """How far inside the canonical (R, A, S) volume ``ct`` each centroid lies, in half body sizes of its
+    level (width along R, depth along A, height along S): below 1 the body is cut."""
     half = np.array([[size.width, size.depth, size.height] for size in
                      (BODY_SIZES[int(label)] for label in centroids.labels)]).reshape(-1, 3) / 2
-    return (ct.canonical().face_distances(centroids.world) / half).min(axis=1)
+    return (ct.face_distances(centroids.world) / half).min(axis=1)
 
 
 @dataclass

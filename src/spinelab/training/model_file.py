@@ -50,6 +50,11 @@ class ModelFile:
         return network
 
 
+def _command() -> str:
+    """The command line of this process, as a model file records who wrote or changed it."""
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def _half(state: dict) -> dict:
     return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
 
@@ -62,7 +67,7 @@ def save_model_file(path: str | Path, method: str, version: int, networks: dict[
         "networks": {name: _half(network.state_dict()) for name, network in networks.items()},
         "meta": json.loads(json.dumps(meta or {})),
         "written_by": {"spinelab": __version__, "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d %H:%M"),
-                       "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
+                       "command": _command()},
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -76,8 +81,7 @@ def update_model_config(path: str | Path, method: str, version: int, changes: di
     payload = torch.load(path, map_location="cpu", weights_only=True)
     payload["config"].update(changes)
     payload["meta"].setdefault("config_changes", []).append(
-        {"changes": json.loads(json.dumps(changes)), "date": time.strftime("%Y-%m-%d %H:%M"),
-         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])})
+        {"changes": json.loads(json.dumps(changes)), "date": time.strftime("%Y-%m-%d %H:%M"), "command": _command()})
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)

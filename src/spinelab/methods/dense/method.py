@@ -44,10 +44,11 @@ class DenseMethod(Method):
         cannot hold a vertebra and would cost most of the patches."""
         probability = np.zeros(volume.shape, dtype=np.float32)
         low, high = self.config.hu_window
-        found = np.argwhere(volume > (BODY_HU - low) / (high - low))
-        if not len(found):
+        patient = volume > (BODY_HU - low) / (high - low)
+        spans = [np.flatnonzero(patient.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+        if not len(spans[0]):
             return probability
-        box = tuple(slice(low, high + 1) for low, high in zip(found.min(axis=0), found.max(axis=0)))
+        box = tuple(slice(span[0], span[-1] + 1) for span in spans)
         logits = sliding_window(self.detection, volume[box], self.config.detection_patch, device=self.device,
                                 batch_size=4, border=self.config.detection_border)
         probability[box] = torch.from_numpy(logits).softmax(dim=0)[1].numpy()

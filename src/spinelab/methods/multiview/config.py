@@ -40,7 +40,7 @@ class MultiViewConfig:
     spine_detection_score: float = 0.7  # a spine needs a candidate the localizer scores at least this ...
     spine_label_confidence: float = 0.4  # ... and one the identifier labels this surely; else no vertebrae
     review_view_agreement: float = 0.5  # a vertebra fewer of whose views agree on its label needs review
-    face_margin: float = 0.0  # half body sizes a centroid must lie inside the faces (benchmarks/face_margin.py)
+    face_margin: float = 0.0  # half body sizes a centroid must lie inside the faces (benchmarks/model_settings.py)
 
     def __post_init__(self):
         multiple = 32 * self.identifier_scale  # five stride-2 stages after the identifier's pooling
