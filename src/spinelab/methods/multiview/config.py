@@ -38,7 +38,7 @@ class MultiViewConfig:
     # Chosen on synthetic validation scans and no-spine volumes (benchmarks/review_thresholds.py):
     min_detection_score: float = 0.4  # a fused vertebra's mean heatmap peak must reach this, else it is dropped
     spine_detection_score: float = 0.7  # a spine needs a candidate the localizer scores at least this ...
-    spine_label_confidence: float = 0.4  # ... and one the identifier labels this surely; else no vertebrae
+    spine_label_confidence: float = 0.5  # ... and one the identifier labels this surely; else no vertebrae
     review_view_agreement: float = 0.5  # a vertebra fewer of whose views agree on its label needs review
     face_margin: float = 0.0  # half body sizes a centroid must lie inside the faces (benchmarks/model_settings.py)
 
