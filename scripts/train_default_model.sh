@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces the packaged default models (src/spinelab/models/bone.pt and multiview.pt) and docs/BENCHMARKS.md
-# (about 2 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU). ABLATION=1 also trains the two
+# Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt and dense.pt) and
+# docs/BENCHMARKS.md (about 2.7 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU). ABLATION=1 also trains the two
 # ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds their rows to the benchmark.
 set -euo pipefail
 RUN=${RUN:-runs/default}
@@ -17,10 +17,15 @@ spinelab synth --n 60 --out "$RUN/heldout" --seed 1000
 spinelab pretrain --method multiview --data "$RUN/synth" --out "$RUN" --iterations 300 --batch-size 16 --seed 0 --device "$DEVICE"
 spinelab train --method multiview --data "$RUN/synth" --out "$RUN" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
     --model-out src/spinelab/models/multiview.pt
+# The dense method (McCouat & Glocker) on the same synthetic cases: about 35 minutes on 2 cores.
+spinelab train --method dense --data "$RUN/synth" --out "$RUN/dense" --iterations 3000 --identification-iterations 5000 \
+    --seed 0 --device "$DEVICE" --model-out src/spinelab/models/dense.pt
 # Bone stage on or off and the face margin, chosen on synthetic validation scans (docs/MODEL_SETTINGS.md).
 spinelab synth --n 30 --out "$RUN/validation" --seed 2000 --workers 2
 spinelab synth --n 30 --out "$RUN/validation_test" --seed 2000 --resolution test --workers 2
 python benchmarks/model_settings.py "$RUN/validation" "$RUN/validation_test" --write
+# The dense detection threshold, chosen on the same validation scans (docs/DENSE_SETTINGS.md).
+python benchmarks/dense_settings.py "$RUN/validation" --write
 
 ABLATION_MODELS=()
 if [ "${ABLATION:-0}" = 1 ]; then
@@ -37,4 +42,4 @@ if [ "${ABLATION:-0}" = 1 ]; then
         --sequence-loss-weight 0 --model-out "$RUN/ablation_pretrained/model.pt"
     ABLATION_MODELS=(--variant "baseline=$RUN/ablation_baseline/model.pt" --variant "pretrained=$RUN/ablation_pretrained/model.pt")
 fi
-spinelab benchmark --heldout "$RUN/heldout" --methods multiview "${ABLATION_MODELS[@]}" --out docs/BENCHMARKS.md
+spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense "${ABLATION_MODELS[@]}" --out docs/BENCHMARKS.md

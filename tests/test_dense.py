@@ -120,3 +120,26 @@ def test_a_tiny_training_run_writes_a_model_that_predicts(tiny_dataset, tmp_path
     prediction = method.predict(ct)
     assert set(prediction.timings) >= {"resample", "detection", "identification", "centroids"}
     assert (ct.distance_outside(prediction.centroids.world) == 0).all()
+
+
+def test_detection_patches_must_halve_at_every_unet_stage_and_keep_a_centre():
+    from spinelab.errors import SpinelabError
+
+    with pytest.raises(SpinelabError, match="multiple of 8"):
+        DenseConfig(detection_patch=(60, 64, 80))
+    with pytest.raises(SpinelabError, match="leaves nothing"):
+        DenseConfig(detection_patch=(16, 64, 80))
+
+
+def test_body_pieces_far_smaller_than_the_spine_are_dropped():
+    from spinelab.methods.dense.method import spine_pieces
+
+    body = np.zeros((20, 20, 40), dtype=bool)
+    body[8:12, 8:12, 2:38] = True  # the spine's tube: 576 voxels
+    body[1:4, 1:4, 5:8] = True  # a rib fragment: 27 voxels
+    body[15:19, 15:19, 10:17] = True  # 112 voxels, about a fifth of the tube
+    np.testing.assert_array_equal(spine_pieces(body, 0.0), body)
+    kept = spine_pieces(body, 0.15)
+    assert kept[9, 9, 20] and kept[16, 16, 12] and not kept[2, 2, 6]
+    only = spine_pieces(body, 1.0)
+    assert only.sum() == 576

@@ -25,8 +25,8 @@ TOY = MethodSpec(name="toy", summary="toy for the framework tests", method="toy_
                  config="toy_method.method:ToyConfig", train="toy_method.train:train",
                  train_arguments="toy_method.train:add_train_arguments")
 STORAGE_ORDERS = (("L", "P", "S"), ("P", "I", "R"), ("S", "R", "A"))
-#: Methods with a packaged model run here as users get them; one still without (dense) checks its
-#: world frame with stand-in networks in its own tests.
+#: Methods with a packaged model run here as users get them; one without checks its world frame
+#: with stand-in networks in its own tests.
 SHIPPED = sorted(name for name, spec in METHODS.items() if spec.default_model)
 
 
@@ -258,3 +258,18 @@ def test_training_data_smaller_than_one_batch_is_a_one_line_error_not_a_hang():
     with pytest.raises(SpinelabError, match="gives 3 items, fewer than one batch of 4; lower --batch-size"):
         next(batches([torch.zeros(1)] * 3, 4, 0))
     assert next(batches([torch.zeros(1)] * 4, 4, 0)).shape == (4, 1)
+
+
+def test_the_benchmark_prints_each_papers_figures_beside_ours():
+    from spinelab.eval.benchmark import MethodResult, published_table
+    from spinelab.eval.metrics import evaluate_dataset
+    from spinelab.io.centroids import Centroids
+    from spinelab.vertebrae import LABELS
+
+    truth = Centroids([LABELS["L1"], LABELS["L2"]], [[0, 0, 30], [0, 0, 0]])
+    shifted = Centroids([LABELS["L1"], LABELS["L2"]], [[0, 0, 33], [0, 0, 0]])
+    result = MethodResult(evaluate_dataset({"a": (shifted, truth)}), 1.0,
+                          {"pooled": evaluate_dataset({"b": (Centroids.empty(), truth)})}, {}, {})
+    row = published_table({"dense": result}, {"dense": METHODS["dense"].published}).splitlines()[-1]
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[:1] + cells[2:6] == ["dense", "85.8 %", "5.60", "100.0 %, 1.50 mm", "0.0 %"]

@@ -70,7 +70,8 @@ def run(args) -> int:
             result.sections, result.raw_sections = spec.resolve("benchmark_sections")(
                 method, args.heldout, args.limit, loaded, real_cases=cases, real_pooled=real["pooled"])
         results[spec.name] = result
-    write_report(out, results, models, args.heldout, cases, bone_text)
+    write_report(out, results, models, args.heldout, cases, bone_text,
+                 {spec.name: spec.published for spec in specs if spec.published})
     raw = {name: {"heldout": {"overall": r.heldout.overall.to_dict(),
                               "regions": {k: v.to_dict() for k, v in r.heldout.by_region().items()}},
                   "seconds_per_scan": r.seconds_per_scan,

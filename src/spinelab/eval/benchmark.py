@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from spinelab import vertebrae
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset, evaluate_scan
-from spinelab.eval.report import metrics_table
+from spinelab.eval.report import metrics_table, millimetres, percent
 from spinelab.io.centroids import Centroids
 from spinelab.io.datasets import find_cases
 from spinelab.io.files import write_text
@@ -216,8 +216,22 @@ def _model_line(name: str, model: str, meta: dict) -> str:
     return f"- `{name}`: {model} ({trained})"
 
 
+def published_table(results: dict[str, MethodResult], published: dict) -> str:
+    """Each paper's headline figures beside ours on the held-out synthetic set and the pooled real CTs
+    (``published``: method name -> ``PublishedResult``)."""
+    lines = ["| method | paper's test data | paper id-rate | paper mean error (mm) | ours, held-out synthetic "
+             "| ours, real CTs pooled | what differs |", "|---|---|---|---|---|---|---|"]
+    for name, paper in published.items():
+        ours = [metrics.overall.to_dict() for metrics in (results[name].heldout, results[name].real["pooled"])]
+        cells = [percent(o["verse_id_rate"]) + ("" if o["error_mm"]["mean"] is None
+                                                 else f", {millimetres(o['error_mm']['mean'])} mm") for o in ours]
+        lines.append(f"| {name} | {paper.data} | {paper.id_rate_percent:.1f} % | {paper.mean_error_mm:.2f} | "
+                     f"{cells[0]} | {cells[1]} | {paper.differences} |")
+    return "\n".join(lines)
+
+
 def write_report(path: Path, results: dict[str, MethodResult], models: dict[str, tuple[str, dict]],
-                 heldout_data: str, cases: list[RealCase], bone_text: str = "") -> Path:
+                 heldout_data: str, cases: list[RealCase], bone_text: str = "", published: dict | None = None) -> Path:
     """docs/BENCHMARKS.md: real CTs first, then held-out synthetic, speed and each method's own rows."""
     names = list(results)
     first = results[names[0]]
@@ -249,6 +263,11 @@ def write_report(path: Path, results: dict[str, MethodResult], models: dict[str,
     text += [f"## Held-out synthetic scans ({n_scans} scans from `{heldout_data}`)", "",
              metrics_table({name: results[name].heldout for name in names}, "method", ("seconds per scan",),
                            {name: (f"{results[name].seconds_per_scan:.2f}",) for name in names}), ""]
+    if published:
+        text += ["### Published figures beside ours", "",
+                 "Both papers count a vertebra identified when the reference centroid nearest to its prediction is "
+                 "the right vertebra and lies within 20 mm: our VerSe id-rate, shown with our mean error.", "",
+                 published_table(results, published), ""]
     for name in names:
         text += [f"### {name}, per region", "", "```", results[name].heldout.format_table(), "```", ""]
     text += ["## Speed of `spinelab predict` (512 x 512 x 400 CT, .nii.gz, this machine)", "",

@@ -3,8 +3,11 @@ continuous vertebra numbers (2D, whole sagittal slices) -> one median centroid p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from scipy import ndimage
 
 from spinelab.devices import autocast
 from spinelab.inference import sliding_window
@@ -19,6 +22,13 @@ from spinelab.training import ModelFile
 SLICES_PER_BATCH = 16
 #: HU above which a voxel belongs to the patient (denser than fat) when the detection box is drawn.
 BODY_HU = -100.0
+
+
+@dataclass
+class DenseMaps:
+    volume: CTVolume  # the working volume (canonical, config spacing, HU windowed to [0, 1])
+    probability: np.ndarray  # vertebral-body probability per voxel
+    numbers: np.ndarray  # regressed continuous vertebra number per voxel (0 where not computed)
 
 
 class DenseMethod(Method):
@@ -72,20 +82,46 @@ class DenseMethod(Method):
             numbers[chunk] = output[:, 0, :rows, :cols].cpu().numpy()
         return numbers
 
-    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
+    def dense_maps(self, ct: CTVolume, timer: StageTimer, threshold: float | None = None,
+                   component_share: float | None = None) -> DenseMaps:
+        """The working volume, body probability and regressed numbers of a canonical CT. The numbers are
+        computed on the slices that hold body voxels at ``threshold`` and ``component_share`` (default:
+        the config's), so stricter settings can be applied to the same maps."""
         config = self.config
         with timer("resample"):
             volume = working_volume(ct, config)
         with timer("detection"):
             probability = self.body_probability(volume.array)
-            body = probability >= config.detection_threshold
+            body = spine_pieces(probability >= (config.detection_threshold if threshold is None else threshold),
+                                config.component_share if component_share is None else component_share)
         with timer("identification"):
             numbers = self.vertebra_numbers(volume.array, body)
-        with timer("centroids"):
-            centroids, details = dense_to_sparse(body, numbers, volume.affine, config.spacing_mm,
-                                                 config.min_voxels_mm3, config.disc_radius_scale)
+        return DenseMaps(volume, probability, numbers)
+
+    def centroids(self, maps: DenseMaps, threshold: float, component_share: float) -> Prediction:
+        """Body mask at ``threshold`` (its pieces kept by ``component_share``) x rounded numbers -> one
+        median centroid per label (world mm)."""
+        body = spine_pieces(maps.probability >= threshold, component_share)
+        config = self.config
+        centroids, details = dense_to_sparse(body, maps.numbers, maps.volume.affine, config.spacing_mm,
+                                             config.min_voxels_mm3, config.disc_radius_scale)
         details.update(body_voxels=int(body.sum()))
         if not len(centroids):
             details["no_spine"] = ("no spine: no vertebra label reached its voxel count"
                                    if body.any() else "no spine: the detection network found no vertebral body")
         return Prediction(centroids, details=details)
+
+    def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
+        maps = self.dense_maps(ct, timer)
+        with timer("centroids"):
+            return self.centroids(maps, self.config.detection_threshold, self.config.component_share)
+
+
+def spine_pieces(body: np.ndarray, share: float) -> np.ndarray:
+    """``body`` without the connected pieces (26-connectivity) smaller than ``share`` x the largest."""
+    if share <= 0 or not body.any():
+        return body
+    pieces, _ = ndimage.label(body, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    return (sizes >= share * sizes.max())[pieces]
