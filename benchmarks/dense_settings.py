@@ -34,7 +34,7 @@ from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.8, 0.9, 0.95)
-SHARES = (0.0, 0.2, 1.0)
+SHARES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 def main() -> int:
