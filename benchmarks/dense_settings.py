@@ -30,6 +30,7 @@ from spinelab.io.datasets import find_cases
 from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, StageTimer, load_method
 from spinelab.methods.base import within_volume
+from spinelab.methods.dense.method import spine_pieces
 from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,8 @@ def main() -> int:
         canonical = ct.canonical()
         maps = method.dense_maps(canonical, StageTimer(), threshold=min(THRESHOLDS), component_share=min(SHARES))
         for setting in settings:
-            found = method.centroids(maps, *setting)
+            threshold, share = setting
+            found = method.centroids(maps, spine_pieces(maps.probability >= threshold, share))
             pairs[setting][case.case_id] = (within_volume(found.centroids, canonical, found.details), truth)
     results = {setting: evaluate_dataset(p) for setting, p in pairs.items()}
     chosen = max(settings, key=lambda s: (round(results[s].overall.verse_id_rate or 0.0, 4), -s[0], -s[1]))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt and dense.pt) and
-# docs/BENCHMARKS.md (about 2.7 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU). ABLATION=1 also trains the two
-# ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds their rows to the benchmark.
+# docs/BENCHMARKS.md (about 2.7 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU).
+# ABLATION=1 also trains the two ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds
+# their rows to the benchmark.
 set -euo pipefail
 RUN=${RUN:-runs/default}
 DEVICE=${DEVICE:-cpu}
@@ -24,7 +25,7 @@ spinelab train --method dense --data "$RUN/synth" --out "$RUN/dense" --iteration
 spinelab synth --n 30 --out "$RUN/validation" --seed 2000 --workers 2
 spinelab synth --n 30 --out "$RUN/validation_test" --seed 2000 --resolution test --workers 2
 python benchmarks/model_settings.py "$RUN/validation" "$RUN/validation_test" --write
-# The dense detection threshold, chosen on the same validation scans (docs/DENSE_SETTINGS.md).
+# The dense detection threshold and body-piece share, chosen on the same validation scans (docs/DENSE_SETTINGS.md).
 python benchmarks/dense_settings.py "$RUN/validation" --write
 
 ABLATION_MODELS=()

@@ -129,5 +129,5 @@ def load_method(name: str = DEFAULT_METHOD, model: str | Path | None = None, dev
     return spec.resolve("method").load(spec.model_path(model), device)
 
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "MethodSpec", "Prediction", "PublishedResult", "StageTimer", "load_method",
-           "method_spec", "register_method"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "Method", "MethodSpec", "Prediction", "PublishedResult", "StageTimer",
+           "load_method", "method_spec", "register_method"]

@@ -28,6 +28,7 @@ BODY_HU = -100.0
 class DenseMaps:
     volume: CTVolume  # the working volume (canonical, config spacing, HU windowed to [0, 1])
     probability: np.ndarray  # vertebral-body probability per voxel
+    body: np.ndarray  # the body mask the numbers were computed for (slices holding any of it)
     numbers: np.ndarray  # regressed continuous vertebra number per voxel (0 where not computed)
 
 
@@ -84,9 +85,9 @@ class DenseMethod(Method):
 
     def dense_maps(self, ct: CTVolume, timer: StageTimer, threshold: float | None = None,
                    component_share: float | None = None) -> DenseMaps:
-        """The working volume, body probability and regressed numbers of a canonical CT. The numbers are
-        computed on the slices that hold body voxels at ``threshold`` and ``component_share`` (default:
-        the config's), so stricter settings can be applied to the same maps."""
+        """The working volume, body probability, body mask and regressed numbers of a canonical CT. The
+        mask uses ``threshold`` and ``component_share`` (default: the config's) and the numbers are
+        computed on the slices it holds, so stricter masks can be applied to the same maps."""
         config = self.config
         with timer("resample"):
             volume = working_volume(ct, config)
@@ -96,12 +97,10 @@ class DenseMethod(Method):
                                 config.component_share if component_share is None else component_share)
         with timer("identification"):
             numbers = self.vertebra_numbers(volume.array, body)
-        return DenseMaps(volume, probability, numbers)
+        return DenseMaps(volume, probability, body, numbers)
 
-    def centroids(self, maps: DenseMaps, threshold: float, component_share: float) -> Prediction:
-        """Body mask at ``threshold`` (its pieces kept by ``component_share``) x rounded numbers -> one
-        median centroid per label (world mm)."""
-        body = spine_pieces(maps.probability >= threshold, component_share)
+    def centroids(self, maps: DenseMaps, body: np.ndarray) -> Prediction:
+        """Body mask x rounded numbers -> one median centroid per label (world mm)."""
         config = self.config
         centroids, details = dense_to_sparse(body, maps.numbers, maps.volume.affine, config.spacing_mm,
                                              config.min_voxels_mm3, config.disc_radius_scale)
@@ -114,7 +113,7 @@ class DenseMethod(Method):
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
         maps = self.dense_maps(ct, timer)
         with timer("centroids"):
-            return self.centroids(maps, self.config.detection_threshold, self.config.component_share)
+            return self.centroids(maps, maps.body)
 
 
 def spine_pieces(body: np.ndarray, share: float) -> np.ndarray:
