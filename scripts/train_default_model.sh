@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt and dense.pt) and
+# Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt, dense.pt and integral.pt) and
 # docs/BENCHMARKS.md (about 2.7 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU).
 # ABLATION=1 also trains the two ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds
 # their rows to the benchmark.
@@ -21,12 +21,22 @@ spinelab train --method multiview --data "$RUN/synth" --out "$RUN" --encoder "$R
 # The dense method (McCouat & Glocker) on the same synthetic cases: about 35 minutes on 2 cores.
 spinelab train --method dense --data "$RUN/synth" --out "$RUN/dense" --iterations 3000 --identification-iterations 5000 \
     --seed 0 --device "$DEVICE" --model-out src/spinelab/models/dense.pt
+# The integral method (Qin et al.) on the same synthetic cases, then two new classification branches on
+# its frozen encoder, with and without the Bi-LSTM, for the Table II rows of the benchmark.
+spinelab train --method integral --data "$RUN/synth" --out "$RUN/integral" --iterations 2000 --batch-size 4 \
+    --seed 0 --device "$DEVICE" --model-out src/spinelab/models/integral.pt
+HEAD=(--head-from src/spinelab/models/integral.pt --iterations 400 --batch-size 8 --lr 1e-3 --seed 0 --device "$DEVICE")
+spinelab train --method integral --data "$RUN/synth" --out "$RUN/integral" "${HEAD[@]}" --model-out "$RUN/integral/bilstm_head.pt"
+spinelab train --method integral --data "$RUN/synth" --out "$RUN/integral" "${HEAD[@]}" --no-bilstm \
+    --model-out "$RUN/integral/fc_head.pt"
 # Bone stage on or off and the face margin, chosen on synthetic validation scans (docs/MODEL_SETTINGS.md).
 spinelab synth --n 30 --out "$RUN/validation" --seed 2000 --workers 2
 spinelab synth --n 30 --out "$RUN/validation_test" --seed 2000 --resolution test --workers 2
 python benchmarks/model_settings.py "$RUN/validation" "$RUN/validation_test" --write
 # The dense detection threshold and body-piece share, chosen on the same validation scans (docs/DENSE_SETTINGS.md).
 python benchmarks/dense_settings.py "$RUN/validation" --write
+# The integral presence threshold and consecutive decoder, on the same validation scans (docs/INTEGRAL_SETTINGS.md).
+python benchmarks/integral_settings.py "$RUN/validation" --write
 
 ABLATION_MODELS=()
 if [ "${ABLATION:-0}" = 1 ]; then
@@ -41,6 +51,8 @@ if [ "${ABLATION:-0}" = 1 ]; then
         --model-out "$RUN/ablation_baseline/model.pt"
     spinelab train --method multiview --data "$RUN/synth" --out "$RUN/ablation_pretrained" --encoder "$RUN/encoder.pt" "${TRAIN[@]}" \
         --sequence-loss-weight 0 --model-out "$RUN/ablation_pretrained/model.pt"
-    ABLATION_MODELS=(--variant "baseline=$RUN/ablation_baseline/model.pt" --variant "pretrained=$RUN/ablation_pretrained/model.pt")
+    ABLATION_MODELS=(--variant "multiview:baseline=$RUN/ablation_baseline/model.pt" --variant "multiview:pretrained=$RUN/ablation_pretrained/model.pt")
 fi
-spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense "${ABLATION_MODELS[@]}" --out docs/BENCHMARKS.md
+spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense,integral "${ABLATION_MODELS[@]}" \
+    --variant "integral:bilstm_head=$RUN/integral/bilstm_head.pt" --variant "integral:fc_head=$RUN/integral/fc_head.pt" \
+    --out docs/BENCHMARKS.md

@@ -142,10 +142,12 @@ def _subfolders(folder: Path, ct: CTVolume) -> list[Path]:
     return _copy(folder, ct, "a/ct.nii.gz", "b/ct.nii.gz")
 
 
-def _nifti_folder(folder: Path, ct: CTVolume) -> list[Path]:
-    (folder / "nifti_folder").mkdir(exist_ok=True)
-    _copy(folder, ct, "nifti_folder/inside.nii.gz")
-    return [folder / "nifti_folder"]
+def _folder_without_ct(folder: Path, ct: CTVolume) -> list[Path]:
+    """A folder searched for scans that holds none (only notes and a label map)."""
+    (folder / "no_ct_folder").mkdir(exist_ok=True)
+    (folder / "no_ct_folder" / "notes.txt").write_text("no scan here\n")
+    write_nifti(ct.with_array(np.zeros(ct.shape, np.int16)), folder / "no_ct_folder" / "case_seg-vert_msk.nii.gz")
+    return [folder / "no_ct_folder"]
 
 
 CATALOGUE = (
@@ -203,7 +205,7 @@ CATALOGUE = (
     InputCase("a 247-character file name", lambda f, ct: _copy(f, ct, "long" * 60 + "_name.nii.gz"), "ok"),
     InputCase("an MHA file", lambda f, ct: _itk(f, ct, ".mha"), "ok"),
     InputCase("an NRRD file", lambda f, ct: _itk(f, ct, ".nrrd"), "ok"),
-    InputCase("a folder of NIfTI files given as a DICOM series", _nifti_folder, "refused", ("not the folder",)),
+    InputCase("a folder holding no CT (notes, a label map)", _folder_without_ct, "refused", ("no DICOM",)),
     InputCase("a DICOM folder holding two series", lambda f, ct: _dicom(f, "two_series", two_series=True), "refused",
               ("2 DICOM series",)),
     InputCase("a DICOM series with gantry tilt", lambda f, ct: _dicom(f, "gantry_tilt", sideways=0.4), "refused",

@@ -45,3 +45,16 @@ def tiny_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, 2, seed=5, options=SynthOptions(resolution="test", fov="thoracolumbar"), progress=False)
     return root
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    """An untrained multiview model file small enough to predict a test CT in about a second."""
+    from spinelab.methods.multiview.config import MultiViewConfig
+    from spinelab.methods.multiview.train import save_model
+    from spinelab.nets import ResNetUNet
+    from spinelab.vertebrae import NUM_CLASSES
+
+    config = MultiViewConfig(views=4, detector_rows=64, detector_cols=32, pixel_mm=4.0, depth=18, width=0.25,
+                             identifier_scale=1)
+    return save_model(tmp_path / "tiny.pt", ResNetUNet(1, 18, 0.25), ResNetUNet(NUM_CLASSES, 18, 0.25), config)

@@ -12,10 +12,6 @@ import pytest
 import torch
 
 from spinelab.cli import main
-from spinelab.methods.multiview.config import MultiViewConfig
-from spinelab.methods.multiview.train import save_model
-from spinelab.nets import ResNetUNet
-from spinelab.vertebrae import NUM_CLASSES
 
 matplotlib.use("Agg")
 
@@ -113,13 +109,6 @@ def test_evaluate_with_missing_ground_truth(tmp_path, capsys):
     prediction.write_text("# frame: RAS+ mm\nlabel,name,x,y,z\n20,L1,0,0,0\n")
     code, _, err = run(["evaluate", prediction, tmp_path / "missing.csv"], capsys)
     assert_one_line_error(code, err, "missing.csv")
-
-
-@pytest.fixture
-def tiny_model(tmp_path):
-    config = MultiViewConfig(views=4, detector_rows=64, detector_cols=32, pixel_mm=4.0, depth=18, width=0.25,
-                             identifier_scale=1)
-    return save_model(tmp_path / "tiny.pt", ResNetUNet(1, 18, 0.25), ResNetUNet(NUM_CLASSES, 18, 0.25), config)
 
 
 def test_predict_batch_goes_on_past_a_bad_scan(tmp_path, capsys, tiny_model):

@@ -273,3 +273,12 @@ def test_the_benchmark_prints_each_papers_figures_beside_ours():
     row = published_table({"dense": result}, {"dense": METHODS["dense"].published}).splitlines()[-1]
     cells = [cell.strip() for cell in row.split("|")[1:-1]]
     assert cells[:1] + cells[2:6] == ["dense", "85.8 %", "5.60", "100.0 %, 1.50 mm", "0.0 %"]
+
+
+def test_benchmark_variants_are_named_by_their_method():
+    from spinelab.cli.benchmark import _variants
+
+    assert _variants(["integral:fc_head=a.pt", "multiview:baseline=b.pt"]) == {
+        "integral": {"fc_head": "a.pt"}, "multiview": {"baseline": "b.pt"}}
+    with pytest.raises(SpinelabError, match="expected METHOD:NAME=PATH"):
+        _variants(["baseline=b.pt"])

@@ -16,19 +16,32 @@ def register(sub) -> None:
                     "spinelab_summary.csv (every input: status, vertebrae, confidence, review flags, outputs). "
                     "Inputs whose names clash get distinct case names; a failed scan is reported and the batch goes "
                     "on (exit status 2 if any failed).")
-    parser.add_argument("cts", nargs="+", help="CT files (NIfTI, MHA/MHD, NRRD) or DICOM series folders")
+    parser.add_argument("cts", nargs="+", help="CT files (NIfTI, MHA/MHD, NRRD), DICOM series folders, folders to "
+                        "search recursively, quoted globs ('archive/**/*.nii.gz') or manifests (.txt/.lst: one input "
+                        "per line; .csv: an 'input' column)")
     parser.add_argument("--out", default="spinelab_out", help="output folder (default: %(default)s)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
     parser.add_argument("--model", default=None, help="trained model file (default: the method's packaged model)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes, each loading the model once (default: %(default)s)")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run the scans on a Ray cluster, one model per actor: 'auto' (the cluster this machine "
+                             "belongs to), an address, or 'local' (start one here); --workers then counts actors "
+                             "(default: one per CPU). Needs pip install \"spinelab[cluster]\"")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the scans OUT's summary lists as done whose outputs all exist")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from spinelab.api import predict
 
-    result = predict(args.cts, out=args.out, method=args.method, model=args.model, device=args.device)
+    result = predict(args.cts, out=args.out, method=args.method, model=args.model, device=args.device,
+                     workers=args.workers, resume=args.resume, ray=args.ray)
     for record in result.records:
+        if record.prediction is None:  # failed, or done by an earlier run (--resume)
+            continue
         if record.status == "ok":
             names = " ".join(record.prediction.centroids.names())
             review = f"; needs review: {'; '.join(record.prediction.review)}" if record.prediction.review else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spinelab.cli.train import add_common_arguments, method_options
+from spinelab.cli.train import add_common_arguments, method_options, run_on_devices
 from spinelab.methods import DEFAULT_METHOD, METHODS, method_spec
 
 
@@ -19,7 +19,5 @@ def register(sub, method: str = DEFAULT_METHOD) -> None:
 def run(args) -> int:
     from spinelab.api import pretrain
 
-    path = pretrain(args.data, args.out, method=args.method, seed=args.seed, device=args.device,
-                    **method_options(args))
-    print(f"encoder written to {path}")
-    return 0
+    return run_on_devices(args, lambda device: "encoder written to " + str(pretrain(
+        args.data, args.out, method=args.method, seed=args.seed, device=device, **method_options(args))))

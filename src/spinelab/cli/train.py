@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from spinelab.methods import DEFAULT_METHOD, METHODS, method_spec
 
-COMMON = ("command", "func", "method", "data", "out", "seed", "device", "model_out")
+COMMON = ("command", "func", "method", "data", "out", "seed", "device", "devices", "model_out")
 
 
 def add_common_arguments(parser) -> None:
@@ -19,6 +19,9 @@ def add_common_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="run folder: caches, checkpoints, model (resumable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="train data-parallel in this many processes (torchrun; one GPU each with --device cuda, "
+                             "gloo on CPUs); default: %(default)s")
 
 
 def method_options(args) -> dict:
@@ -37,10 +40,25 @@ def register(sub, method: str = DEFAULT_METHOD) -> None:
     parser.set_defaults(func=run)
 
 
+def run_on_devices(args, step) -> int:
+    """``step(device) -> message``, in this process or, with ``--devices N``, in N torchrun processes
+    (this one then waits for them); only rank 0 prints."""
+    import os
+    import sys
+
+    from spinelab.training.distributed import is_main, join_group, launch
+
+    if args.devices > 1 and "LOCAL_RANK" not in os.environ:
+        return launch(sys.argv[1:], args.devices)
+    message = step(join_group(args.device))
+    if is_main():
+        print(message)
+    return 0
+
+
 def run(args) -> int:
     from spinelab.api import train
 
-    path = train(args.data, args.out, method=args.method, seed=args.seed, device=args.device,
-                 model_out=args.model_out, **method_options(args))
-    print(f"model written to {path}")
-    return 0
+    return run_on_devices(args, lambda device: "model written to " + str(train(
+        args.data, args.out, method=args.method, seed=args.seed, device=device, model_out=args.model_out,
+        **method_options(args))))

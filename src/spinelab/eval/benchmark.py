@@ -6,6 +6,8 @@
    against vertebral-body centroids from its own label map, counting only the vertebrae the scan
    shows whole; predictions outside the volume are counted.
 3. Wall time per stage of ``spinelab predict`` on a 512 x 512 x 400 CT on this machine.
+4. Batch throughput of ``spinelab predict`` (scans per minute, model loading and worker start-up
+   included) over held-out CTs: one process, two worker processes, a local Ray cluster of two actors.
 
 Methods are passed in as loaded ``Method`` objects; nothing here knows any method's internals.
 A method's own extra rows (multiview's K sweep and ablation) come through the registry.
@@ -13,6 +15,7 @@ A method's own extra rows (multiview's K sweep and ablation) come through the re
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import sys
@@ -230,8 +233,38 @@ def published_table(results: dict[str, MethodResult], published: dict) -> str:
     return "\n".join(lines)
 
 
+#: (row, ``spinelab.api.predict`` options) of the throughput rows.
+THROUGHPUT_RUNS = (("1 worker", {"workers": 1}), ("2 worker processes (--workers 2)", {"workers": 2}),
+                   ("local Ray cluster, 2 actors (--ray local --workers 2)", {"workers": 2, "ray": "local"}))
+
+
+def batch_throughput(data: str | Path, method: str, scans: int, model: str | None = None) -> tuple[str, dict]:
+    """Scans per minute of ``spinelab predict`` over the first ``scans`` CTs of ``data``, per ``THROUGHPUT_RUNS``."""
+    from spinelab.api import predict
+
+    paths = [case.ct_path for case in find_cases(data)[:scans]]
+    rows, raw = [], {}
+    with tempfile.TemporaryDirectory() as folder:
+        for index, (name, options) in enumerate(THROUGHPUT_RUNS):
+            if options.get("ray") and importlib.util.find_spec("ray") is None:
+                rows.append(f"| {name} | not run: Ray is not installed (pip install \"spinelab[cluster]\") | | |")
+                continue
+            start = time.perf_counter()
+            result = predict(paths, out=Path(folder) / str(index), method=method, model=model, progress=False,
+                             **options)
+            seconds = time.perf_counter() - start
+            failed = len(result.failures)
+            raw[name] = {"seconds": seconds, "scans_per_minute": 60 * len(paths) / seconds, "failed": failed}
+            rows.append(f"| {name} | {60 * len(paths) / seconds:.1f} | {seconds:.0f} | {failed} |")
+    text = [f"`spinelab predict --method {method}` on the first {len(paths)} held-out CTs, from the command's start "
+            "to its summary (model loading, worker and cluster start-up included).", "",
+            "| run | scans per minute | seconds | failed |", "|---|---|---|---|", *rows, ""]
+    return "\n".join(text), raw
+
+
 def write_report(path: Path, results: dict[str, MethodResult], models: dict[str, tuple[str, dict]],
-                 heldout_data: str, cases: list[RealCase], bone_text: str = "", published: dict | None = None) -> Path:
+                 heldout_data: str, cases: list[RealCase], bone_text: str = "", published: dict | None = None,
+                 throughput_text: str = "") -> Path:
     """docs/BENCHMARKS.md: real CTs first, then held-out synthetic, speed and each method's own rows."""
     names = list(results)
     first = results[names[0]]
@@ -283,6 +316,8 @@ def write_report(path: Path, results: dict[str, MethodResult], models: dict[str,
              "|---|---|---|---|---|"]
     text += [results[name].review[kind].row(f"{name} / {kind}") for name in names for kind in results[name].review]
     text += [""]
+    if throughput_text:
+        text += [f"## Batch throughput ({os.cpu_count()} CPU threads)", "", throughput_text]
     for name in names:
         if results[name].sections:
             text += [f"## {name}: its own benchmark rows", "", results[name].sections, ""]

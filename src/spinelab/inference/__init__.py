@@ -13,12 +13,12 @@ import numpy as np
 
 from spinelab.devices import autocast
 from spinelab.errors import SpinelabError
-from spinelab.inference.patches import pad_to, random_patch_slices
+from spinelab.inference.patches import pad_to, random_patch_slices, window
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["pad_to", "random_patch_slices", "sliding_window"]
+__all__ = ["pad_to", "random_patch_slices", "sliding_window", "window"]
 
 
 def sliding_window(

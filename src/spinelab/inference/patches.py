@@ -1,4 +1,5 @@
-"""Random training patches inside a 3D volume, biased towards the foreground, and padding to a patch."""
+"""Random training patches inside a 3D volume, biased towards the foreground, padding to a patch, and
+windows that may leave the volume."""
 
 from __future__ import annotations
 
@@ -62,3 +63,18 @@ def pad_to(array: np.ndarray, patch_size: Sequence[int], value: float = 0) -> tu
         return array, original
     padded = np.pad(array, [(0, 0)] * lead + [(0, m) for m in missing], mode="constant", constant_values=value)
     return padded, original
+
+
+def window(array: np.ndarray, starts: Sequence[int], size: Sequence[int], fill: float = 0) -> np.ndarray:
+    """``array[starts : starts + size]`` on every axis, ``fill`` where the window leaves the array."""
+    out = np.full(tuple(int(n) for n in size), fill, dtype=array.dtype)
+    source, target = [], []
+    for start, length, n in zip(starts, size, array.shape):
+        start, length = int(start), int(length)
+        low, high = max(start, 0), min(start + length, n)
+        if high <= low:
+            return out
+        source.append(slice(low, high))
+        target.append(slice(low - start, high - start))
+    out[tuple(target)] = array[tuple(source)]
+    return out

@@ -2,7 +2,8 @@
 
 Loading and preparing a full-resolution CT costs far more than a training step, so each case is
 prepared once into ``cache_dir/<case>.npz``. A per-case seed keeps the cache identical however
-often an interrupted build is resumed; a half-written file never counts.
+often an interrupted build is resumed; a half-written file never counts. In distributed training only
+rank 0 prepares cases; the other ranks wait for it and then read the same cache.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from spinelab.errors import SpinelabError
 from spinelab.io.centroids import Centroids
 from spinelab.io.datasets import find_cases
 from spinelab.io.volume import CTVolume
+from spinelab.training.distributed import barrier, is_main
 
 #: prepare(ct, centroids, mask or None, rng) -> arrays to store for one case.
 PrepareCase = Callable[[CTVolume, Centroids, CTVolume | None, np.random.Generator], dict[str, np.ndarray]]
@@ -30,6 +32,9 @@ def build_cache(dataset: str | Path, cache_dir: str | Path, prepare: PrepareCase
     cases = find_cases(dataset)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if not is_main():
+        barrier()
+        return [cache_dir / f"{case.case_id}.npz" for case in cases]
     paths = []
     for case in tqdm(cases, desc=desc, unit="case", disable=not progress, file=sys.stderr):
         path = cache_dir / f"{case.case_id}.npz"
@@ -40,6 +45,7 @@ def build_cache(dataset: str | Path, cache_dir: str | Path, prepare: PrepareCase
             np.savez(tmp, **prepare(ct, centroids, mask, rng))
             tmp.replace(path)
         paths.append(path)
+    barrier()
     return paths
 
 

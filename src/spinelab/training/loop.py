@@ -2,9 +2,14 @@
 
 The base class owns what must not differ between methods: seeding, endless shuffled batches,
 cosine learning-rate decay, bf16 autocast, a progress bar, and a checkpoint in
-``<out>/<name>.ckpt`` every ``checkpoint_every`` iterations from which an interrupted run resumes.
+``<out>/<name>.ckpt`` every ``checkpoint_every`` iterations from which an interrupted (or extended,
+with more ``iterations``) run resumes; it then draws batches from a stream seeded by the iteration it
+resumes at, so it does not replay the crops of its first iterations. Under ``torch.distributed``
+(``spinelab.training.distributed``) the network is wrapped in ``DistributedDataParallel``, each rank
+draws its own batches and only rank 0 writes the checkpoint.
 A method subclasses it and says what to build (``build_network``, ``build_dataset``, and
-``build_optimizer`` when AdamW does not fit) and what to minimize (``loss``).
+``build_optimizer`` when AdamW does not fit), what to minimize (``loss``) and, when cosine decay does
+not fit, how the learning rate moves (``schedule``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from tqdm import tqdm
 from spinelab.devices import autocast, check_device
 from spinelab.errors import SpinelabError
 from spinelab.io.files import atomic_path
+from spinelab.training.distributed import barrier, world
 
 
 def batches(dataset, batch_size: int, seed: int):
@@ -62,13 +68,17 @@ class Trainer:
     def loss(self, network: torch.nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def schedule(self, optimizer: torch.optim.Optimizer, iteration: int, base_lrs: list[float]) -> None:
+        """Set the learning rates of ``iteration`` (``self.history`` holds the losses so far): cosine decay."""
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
+
     # The loop --------------------------------------------------------------------------------------------
     def fit(self) -> torch.nn.Module:
         """Build, train (resuming from the checkpoint if there is one) and return the network in eval mode."""
         torch.manual_seed(self.seed)
         network = self.build_network()
         optimizer = self.build_optimizer(network)
-        data = batches(self.build_dataset(), self.batch_size, self.seed)
         self.out.mkdir(parents=True, exist_ok=True)
         checkpoint = self.out / f"{self.name}.ckpt"
         base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -79,23 +89,32 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
             start, self.history = state["iteration"], state["history"]
             torch.set_rng_state(state["torch_rng"])
+        dataset = self.build_dataset()
+        if start and hasattr(dataset, "epoch"):
+            dataset.epoch = start
+        rank, processes = world()
+        stream = self.seed * 1_000_003 + start if start else self.seed
+        data = batches(dataset, self.batch_size, stream + 7919 * rank)
         network.to(self.device).train()
-        bar = tqdm(range(start, self.iterations), desc=self.name, unit="it", disable=not self.progress,
+        trained = network
+        if processes > 1:
+            trained = torch.nn.parallel.DistributedDataParallel(network)
+        bar = tqdm(range(start, self.iterations), desc=self.name, unit="it", disable=not self.progress or rank > 0,
                    file=sys.stderr, initial=start, total=self.iterations)
         for iteration in bar:
             batch = next(data)
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
+            self.schedule(optimizer, iteration, base_lrs)
             with autocast(self.device):
-                loss = self.loss(network, [item.to(self.device) for item in batch])
+                loss = self.loss(trained, [item.to(self.device) for item in batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             self.history.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(self.history[-20:]):.4f}")
-            if (iteration + 1) % self.checkpoint_every == 0 or iteration + 1 == self.iterations:
+            if rank == 0 and ((iteration + 1) % self.checkpoint_every == 0 or iteration + 1 == self.iterations):
                 with atomic_path(checkpoint) as tmp:
                     torch.save({"model": network.state_dict(), "optimizer": optimizer.state_dict(),
                                 "iteration": iteration + 1, "history": self.history,
                                 "torch_rng": torch.get_rng_state()}, tmp)
+        barrier()  # every rank leaves with rank 0's last checkpoint written
         return network.eval()

@@ -61,7 +61,12 @@ def _half(state: dict) -> dict:
 
 def save_model_file(path: str | Path, method: str, version: int, networks: dict[str, torch.nn.Module], config: dict,
                     meta: dict | None = None) -> Path:
-    """Write networks (float16), config and meta atomically, stamped with the method and its writer."""
+    """Write networks (float16), config and meta atomically, stamped with the method and its writer
+    (in distributed training by rank 0 only; every rank gets the path)."""
+    from spinelab.training.distributed import is_main
+
+    if not is_main():
+        return Path(path)
     payload = {
         "format": FORMAT, "method": method, "version": int(version), "config": dict(config),
         "networks": {name: _half(network.state_dict()) for name, network in networks.items()},

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from spinelab.inference import pad_to, random_patch_slices
+from spinelab.inference import pad_to, random_patch_slices, window
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.methods.dense.config import DenseConfig
@@ -45,20 +45,6 @@ def prepare_case(ct: CTVolume, centroids: Centroids, config: DenseConfig) -> dic
         for axis in (0, 1):
             box[axis] = slice(max(found[:, axis].min() - margin, 0), found[:, axis].max() + margin + 1)
     return {"image": volume.array[tuple(box)].astype(np.float16), "labels": labels[tuple(box)]}
-
-
-def _window(array: np.ndarray, starts, size) -> np.ndarray:
-    """``array[starts : starts + size]`` on every axis, zero where the window leaves the array."""
-    out = np.zeros(tuple(size), dtype=array.dtype)
-    source, target = [], []
-    for start, length, n in zip(starts, size, array.shape):
-        low, high = max(start, 0), min(start + length, n)
-        if high <= low:
-            return out
-        source.append(slice(low, high))
-        target.append(slice(low - start, high - start))
-    out[tuple(target)] = array[tuple(source)]
-    return out
 
 
 def elastic_deform(images: np.ndarray, target: np.ndarray, sigma: float, rng: np.random.Generator):
@@ -112,7 +98,7 @@ class IdentificationSlabs(torch.utils.data.Dataset):
         centre = voxels[rng.integers(len(voxels))] if len(voxels) else np.array(case["labels"].shape) // 2
         shift = rng.uniform(-0.4, 0.4, 2) * (rows, cols)
         starts = (int(centre[0]) - slices // 2, int(centre[1] - rows // 2 + shift[0]), int(centre[2] - cols // 2 + shift[1]))
-        slab = _window(case["image"].astype(np.float32), starts, self.config.slab)
-        target = label_numbers(_window(case["labels"], (centre[0], *starts[1:]), (1, rows, cols))[0])
+        slab = window(case["image"].astype(np.float32), starts, self.config.slab)
+        target = label_numbers(window(case["labels"], (centre[0], *starts[1:]), (1, rows, cols))[0])
         slab, target = elastic_deform(intensity_augment(slab, rng), target, self.config.elastic_sigma, rng)
         return torch.from_numpy(slab), torch.from_numpy(target[None].astype(np.float32))
