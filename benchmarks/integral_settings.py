@@ -3,10 +3,11 @@ only and recorded in the model file's config:
 
 1. ``presence_threshold``: the presence probability a crop's class needs before its coordinate votes
    (the paper chooses it on validation data too);
-2. ``decoder``: whether the clusters are relabelled as one consecutive run by the shared decoder.
+2. ``separation_mm``: two classes' clusters closer than this are taken for one vertebra;
+3. ``decoder``: whether the clusters are relabelled as one consecutive run by the shared decoder.
 
-The network runs once per scan; every pair decodes the same votes, and the highest VerSe id-rate wins
-(ties: no decoder, then the lower threshold).
+The network runs once per scan; every setting decodes the same votes, and the highest VerSe id-rate
+wins (ties: no decoder, then the lower threshold, then the smaller separation).
 
 Writes docs/INTEGRAL_SETTINGS.md; ``--write`` records the choice in the model file (weights and writer
 unchanged, the change noted in its meta). No real CT is used.
@@ -29,6 +30,7 @@ from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
+SEPARATIONS = (8.0, 12.0, 16.0)
 DECODER = (False, True)
 
 
@@ -39,23 +41,25 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help="record the choice in the model file")
     args = parser.parse_args()
     method = load_method("integral", args.model)
-    settings = {(threshold, decoder): {"threshold": threshold, "decoder": decoder}
-                for decoder in DECODER for threshold in THRESHOLDS}
+    settings = {(threshold, separation, decoder): {"threshold": threshold, "separation": separation,
+                                                   "decoder": decoder}
+                for decoder in DECODER for threshold in THRESHOLDS for separation in SEPARATIONS}
     results = evaluate_runs(method, dataset_scans(args.validation), settings, desc="validation")
-    chosen = max(settings, key=lambda s: (round(results[s].overall.verse_id_rate or 0.0, 4), -s[1], -s[0]))
+    chosen = max(settings, key=lambda s: (round(results[s].overall.verse_id_rate or 0.0, 4), -s[2], -s[0], -s[1]))
     n_scans = len(next(iter(results.values())).scans)
     text = ["# Settings of the packaged integral model", "",
             f"Written by `python benchmarks/integral_settings.py`: the network of `{Path(args.model).name}` on the "
             f"synthetic validation set `{args.validation}` ({n_scans} scans). No real CT was used.", "",
-            "## Presence threshold and consecutive decoder", "",
-            f"Chosen by the VerSe id-rate (ties: no decoder, then the lower threshold): presence threshold "
-            f"**{chosen[0]:g}**, consecutive decoder **{'on' if chosen[1] else 'off'}**.", "",
-            metrics_table({f"threshold {t:g}, decoder {'on' if d else 'off'}": results[(t, d)]
-                           for t, d in settings}), ""]
+            "## Presence threshold, separation and consecutive decoder", "",
+            "Chosen by the VerSe id-rate (ties: no decoder, then the lower threshold, then the smaller separation): "
+            f"presence threshold **{chosen[0]:g}**, separation **{chosen[1]:g} mm**, consecutive decoder "
+            f"**{'on' if chosen[2] else 'off'}**.", "",
+            metrics_table({f"threshold {t:g}, separation {d:g} mm, decoder {'on' if on else 'off'}": results[(t, d, on)]
+                           for t, d, on in settings}), ""]
     write_text(ROOT / "docs" / "INTEGRAL_SETTINGS.md", "\n".join(text))
     print("\n".join(text))
     if args.write:
-        changes = {"presence_threshold": chosen[0], "decoder": chosen[1]}
+        changes = {"presence_threshold": chosen[0], "separation_mm": chosen[1], "decoder": chosen[2]}
         print(f"{update_model_config(args.model, 'integral', MODEL_VERSION, changes)}: {changes}")
     return 0
 

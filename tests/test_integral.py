@@ -158,3 +158,12 @@ def test_a_tiny_training_run_writes_a_model_that_predicts_in_the_world_frame(tin
     assert isinstance(results[0], Centroids)
     np.testing.assert_allclose(results[1].world, results[0].world, atol=0.5)
     assert results[1].labels.tolist() == results[0].labels.tolist()
+
+
+def test_two_classes_closer_than_the_separation_are_one_vertebra():
+    from spinelab.methods.integral.method import separate_vertebrae
+
+    clusters = [(0, 2.0, np.array([0.0, 0.0, 0.0]), 0.9), (1, 3.0, np.array([0.0, 0.0, 10.0]), 0.9),
+                (2, 1.0, np.array([0.0, 0.0, 40.0]), 0.9)]
+    assert [c[0] for c in separate_vertebrae(clusters, 12.0)] == [1, 2]  # the heavier of the close pair stays
+    assert len(separate_vertebrae(clusters, 8.0)) == 3

@@ -182,8 +182,8 @@ def resume_done(records: list[ScanRecord], summary: Path) -> int:
     done = 0
     for record in records:
         row = rows.get((str(record.input), record.case))
-        if row and row.get("status") in DONE and all(Path(p).exists() for p in (row.get("outputs") or "").split()) \
-                and row.get("outputs"):
+        outputs = (row or {}).get("outputs", "").split()
+        if row and row.get("status") in DONE and outputs and all(Path(p).exists() for p in outputs):
             record.status, record.message, record.stored = row["status"], row.get("message", ""), row
             done += 1
     return done

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spinelab.io.volume import CTVolume
+from spinelab.settings import StoredSettings
 
 #: Largest sliding-window patch (voxels per axis): most scans fit one window at 4 mm.
 MAX_PATCH = 128
@@ -23,7 +24,7 @@ def mask_share(volume: CTVolume, mask: np.ndarray, spacing: float) -> CTVolume:
 
 
 @dataclass
-class BoneConfig:
+class BoneConfig(StoredSettings):
     spacing_mm: float = 4.0  # the network sees the CT block-averaged to about this
     channels: tuple[int, ...] = (16, 32, 64, 128)  # MONAI U-Net widths; three stride-2 stages
     hu_low: float = -1000.0  # input HU are clipped to [hu_low, hu_high] and divided by 1000
@@ -31,13 +32,9 @@ class BoneConfig:
     threshold: float = 0.5  # a voxel is bone where the interpolated probability reaches this
     bone_fraction: float = 0.25  # training target: a coarse voxel is bone when this share of it is
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, values: dict) -> BoneConfig:
-        known = {f.name for f in fields(cls)}
-        config = cls(**{key: value for key, value in values.items() if key in known})
+        config = super().from_dict(values)
         config.channels = tuple(int(c) for c in config.channels)
         return config
 

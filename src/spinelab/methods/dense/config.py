@@ -11,13 +11,14 @@ ever saw small patches leans on their zero-padded faces.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from spinelab.errors import SpinelabError
+from spinelab.settings import StoredSettings
 
 
 @dataclass
-class DenseConfig:
+class DenseConfig(StoredSettings):
     spacing_mm: float = 2.0  # the CT is resampled to this isotropic spacing
     hu_window: tuple[float, float] = (-300.0, 1700.0)  # HU mapped to [0, 1], clipped outside
     detection_patch: tuple[int, int, int] = (48, 48, 64)  # training and inference
@@ -47,11 +48,3 @@ class DenseConfig:
         multiple = 2 ** (len(self.identification_channels) - 1)
         if self.slab[1] % multiple or self.slab[2] % multiple:
             raise SpinelabError(f"identification slab {self.slab[1:]} must be a multiple of {multiple} in-plane")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DenseConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})

@@ -7,13 +7,14 @@ multiple of 16. Widths are chosen for 2 CPU cores: 16-32 channels at half resolu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from spinelab.errors import SpinelabError
+from spinelab.settings import StoredSettings
 
 
 @dataclass
-class IntegralConfig:
+class IntegralConfig(StoredSettings):
     spacing_mm: float = 2.0  # the CT is resampled to this isotropic spacing (the paper's)
     crop: tuple[int, int, int] = (80, 80, 112)  # (R, A, S) voxels
     encoder_channels: tuple[int, ...] = (16, 32, 64, 96, 128)  # stem, then one width per scale (1/2 ... 1/16)
@@ -27,6 +28,7 @@ class IntegralConfig:
     border: tuple[int, int, int] = (8, 8, 12)
     presence_threshold: float = 0.5  # a crop reports a class whose presence probability reaches this
     cluster_radius_mm: float = 8.0  # a class's crop coordinates within this of each other form one cluster
+    separation_mm: float = 8.0  # two classes' clusters closer than this are one vertebra (the heavier keeps it)
     decoder: bool = False  # relabel the clusters with the shared consecutive-label decoder
 
     def __post_init__(self):
@@ -39,11 +41,3 @@ class IntegralConfig:
                                 "(a stride-2 stem, 3 max-pools and the classifier's in-plane pool)")
         if any(c - 2 * b < 8 for c, b in zip(self.crop, self.border)):
             raise SpinelabError(f"integral border {self.border} leaves too little of crop {self.crop}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> IntegralConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})

@@ -8,7 +8,7 @@ paper's crops along the spine). A crop's coordinate counts only inside the crop'
 (``config.border`` voxels in from each face, where the vertebra may be cut).
 Instead of the paper's K-means (whose K it does not give) each class keeps its densest cluster: the
 crops' coordinates within ``cluster_radius_mm`` of the most probable one, weighted by presence. Two
-classes left within that radius of each other are one vertebra: the heavier cluster keeps it. With
+classes left within ``separation_mm`` of each other are one vertebra: the heavier cluster keeps it. With
 ``config.decoder`` the clusters are relabelled as one consecutive run by the shared decoder.
 """
 
@@ -26,7 +26,7 @@ from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.methods.base import Method, Prediction, StageTimer
 from spinelab.methods.integral.config import IntegralConfig
-from spinelab.methods.integral.data import working_volume
+from spinelab.methods.integral.data import WorkingVolume, working_volume
 from spinelab.methods.integral.network import IntegralNet
 from spinelab.methods.integral.train import MODEL_VERSION
 from spinelab.training import ModelFile
@@ -100,7 +100,7 @@ class IntegralMethod(Method):
         with timer("along spine"):
             return concatenate(search, self.run_crops(working, starts))
 
-    def run_crops(self, working, starts: np.ndarray) -> CropVotes:
+    def run_crops(self, working: WorkingVolume, starts: np.ndarray) -> CropVotes:
         """The network's votes for crops at voxel ``starts`` (N, 3) of the working volume."""
         config, volume = self.config, working.volume
         air = working.value(-1000.0)
@@ -116,7 +116,7 @@ class IntegralMethod(Method):
         border = np.array(config.border)
         local = voxels - starts[:, None, :]
         central = ((local >= border) & (local < np.array(config.crop) - border)).all(axis=-1)
-        return CropVotes(probability, voxels @ volume.affine[:3, :3].T + volume.affine[:3, 3], central)
+        return CropVotes(probability, volume.to_world(voxels), central)
 
     def spine_starts(self, search: CropVotes, volume: CTVolume) -> np.ndarray:
         """Crops along the spine the search found: S-I starts half a centre apart over its votes, each
@@ -125,7 +125,7 @@ class IntegralMethod(Method):
         found = search.central & (search.probability >= SPINE_PRESENCE)
         if not found.any():
             return np.zeros((0, 3), dtype=int)
-        voxels = (search.world[found] - volume.affine[:3, 3]) @ np.linalg.inv(volume.affine[:3, :3]).T
+        voxels = volume.to_voxel(search.world[found])
         weights = search.probability[found]
         crop, border = np.array(config.crop), np.array(config.border)
         centre_s = crop[2] - 2 * border[2]
@@ -139,13 +139,14 @@ class IntegralMethod(Method):
         return np.array(starts, dtype=int)
 
     def centroids(self, votes: CropVotes, threshold: float | None = None, decoder: bool | None = None,
-                  presence: bool = True) -> Prediction:
-        """Cluster the votes into one centroid per class. ``threshold`` and ``decoder`` default to the
-        config's; ``presence=False`` ignores the classification branch (every central coordinate
-        votes with weight 1), the paper's localization network alone (Table III)."""
+                  separation: float | None = None, presence: bool = True) -> Prediction:
+        """Cluster the votes into one centroid per class. ``threshold``, ``decoder`` and ``separation``
+        default to the config's; ``presence=False`` ignores the classification branch (every central
+        coordinate votes with weight 1), the paper's localization network alone (Table III)."""
         config = self.config
         threshold = config.presence_threshold if threshold is None else threshold
         decoder = config.decoder if decoder is None else decoder
+        separation = config.separation_mm if separation is None else separation
         weight = votes.probability if presence else np.ones_like(votes.probability)
         keep = votes.central & (votes.probability >= threshold if presence else True)
         clusters = []  # (class, mass, world, confidence)
@@ -154,7 +155,7 @@ class IntegralMethod(Method):
             if len(chosen):
                 clusters.append((k, *densest_cluster(votes.world[chosen, k], weight[chosen, k],
                                                      config.cluster_radius_mm)))
-        clusters = separate_vertebrae(clusters, config.cluster_radius_mm)
+        clusters = separate_vertebrae(clusters, separation)
         details = {"crops": int(len(votes.probability))}
         if not clusters:
             details["no_spine"] = "no spine: no crop found a vertebra"
@@ -188,11 +189,11 @@ def densest_cluster(points: np.ndarray, weights: np.ndarray, radius: float) -> t
     return mass, position, confidence
 
 
-def separate_vertebrae(clusters: list, radius: float) -> list:
-    """Drop the lighter of two class clusters closer than ``radius``: one vertebra cannot be two."""
+def separate_vertebrae(clusters: list, distance: float) -> list:
+    """Drop the lighter of two class clusters closer than ``distance``: one vertebra cannot be two."""
     kept = []
     for cluster in sorted(clusters, key=lambda c: -c[1]):
-        if all(np.linalg.norm(cluster[2] - other[2]) > radius for other in kept):
+        if all(np.linalg.norm(cluster[2] - other[2]) > distance for other in kept):
             kept.append(cluster)
     return kept
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from spinelab.bone.stage import DRR_CUT_HU
 from spinelab.errors import SpinelabError
+from spinelab.settings import StoredSettings
 
 
 @dataclass
-class MultiViewConfig:
+class MultiViewConfig(StoredSettings):
     views: int = 10  # K: DRRs every 360/K degrees around the long axis
     source_to_isocenter: float = 500.0  # mm, as in the paper
     source_to_detector: float = 1000.0  # mm
@@ -48,11 +49,7 @@ class MultiViewConfig:
             raise SpinelabError(f"detector {self.detector_rows}x{self.detector_cols} must be a multiple of "
                                 f"{multiple} (32 x identifier scale {self.identifier_scale}) in both directions")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, values: dict) -> MultiViewConfig:
-        known = {f.name for f in fields(cls)}
-        values = {"identifier_scale": 1, **values}  # files from before the pooled identifier ran at full size
-        return cls(**{key: value for key, value in values.items() if key in known})
+        # Files from before the pooled identifier ran it at full size.
+        return super().from_dict({"identifier_scale": 1, **values})
