@@ -41,9 +41,12 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
+def _is_label_map(name: str) -> bool:
+    return name.lower().endswith(_LABEL_MAP_ENDINGS)
+
+
 def _is_ct_file(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(IMAGE_SUFFIXES) and not name.endswith(_LABEL_MAP_ENDINGS)
+    return path.name.lower().endswith(IMAGE_SUFFIXES) and not _is_label_map(path.name)
 
 
 def _holds_dicom(folder: Path, files: Iterable[str]) -> bool:
@@ -96,8 +99,7 @@ def expand_inputs(items: Iterable[str | Path], manifests: bool = True) -> list[P
         elif path.is_dir():
             found.extend(folder_inputs(path) or [path])
         elif not path.exists() and glob.has_magic(str(item)):
-            matches = [match for match in sorted(glob.glob(str(item), recursive=True))
-                       if not match.lower().endswith(_LABEL_MAP_ENDINGS)]
+            matches = [match for match in sorted(glob.glob(str(item), recursive=True)) if not _is_label_map(match)]
             found.extend(expand_inputs(matches, manifests=False) if matches else [path])
         else:
             found.append(path)

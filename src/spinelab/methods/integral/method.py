@@ -132,8 +132,8 @@ class IntegralMethod(Method):
         starts = []
         for start in tile_starts(int(voxels[:, 2].min()), int(voxels[:, 2].max()) + 1, crop[2], border[2],
                                  max(centre_s // 2, 1)):
-            middle = start + crop[2] / 2
-            near = np.abs(voxels[:, 2] - middle) <= max(np.abs(voxels[:, 2] - middle).min(), centre_s / 2)
+            distance = np.abs(voxels[:, 2] - (start + crop[2] / 2))
+            near = distance <= max(distance.min(), centre_s / 2)
             plane = (voxels[near, :2] * weights[near, None]).sum(axis=0) / weights[near].sum()
             starts.append([*np.round(plane - crop[:2] / 2).astype(int), start])
         return np.array(starts, dtype=int)
