@@ -24,7 +24,8 @@ from pathlib import Path
 from spinelab.eval.report import metrics_table
 from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, load_method
-from spinelab.methods.integral.ablation import dataset_scans, evaluate_runs
+from spinelab.io.datasets import dataset_scans
+from spinelab.methods.integral.ablation import evaluate_runs
 from spinelab.methods.integral.train import MODEL_VERSION
 from spinelab.training.model_file import update_model_config
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt, dense.pt and integral.pt) and
-# docs/BENCHMARKS.md (about 4 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU).
+# Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt, dense.pt, integral.pt,
+# di2in.pt) and docs/BENCHMARKS.md (about 5 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU).
 # ABLATION=1 also trains the two ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds
 # their rows to the benchmark.
 set -euo pipefail
@@ -33,6 +33,10 @@ HEAD=(--head-from src/spinelab/models/integral.pt --iterations 300 --batch-size 
 spinelab train --method integral --data "$RUN/synth" --out "$RUN/integral" "${HEAD[@]}" --model-out "$RUN/integral/bilstm_head.pt"
 spinelab train --method integral --data "$RUN/synth" --out "$RUN/integral" "${HEAD[@]}" --no-bilstm \
     --model-out "$RUN/integral/fc_head.pt"
+# The di2in method (Yang et al.) on the same synthetic cases: about an hour on 2 cores. Its shape
+# dictionary and message-passing kernels come from the real keypoint sets in ../shared/data.
+spinelab train --method di2in --data "$RUN/synth" --out "$RUN/di2in" --iterations 2500 --batch-size 4 --seed 0 \
+    --device "$DEVICE" --model-out src/spinelab/models/di2in.pt
 # Bone stage on or off and the face margin, chosen on synthetic validation scans (docs/MODEL_SETTINGS.md).
 spinelab synth --n 30 --out "$RUN/validation" --seed 2000 --workers 2
 spinelab synth --n 30 --out "$RUN/validation_test" --seed 2000 --resolution test --workers 2
@@ -42,6 +46,9 @@ python benchmarks/dense_settings.py "$RUN/validation" --write
 # The integral presence threshold, cluster separation and consecutive decoder, on the same validation scans
 # (docs/INTEGRAL_SETTINGS.md).
 python benchmarks/integral_settings.py "$RUN/validation" --write
+# The di2in presence threshold, message passing and sparsity settings, on the same validation scans
+# (docs/DI2IN_SETTINGS.md).
+python benchmarks/di2in_settings.py "$RUN/validation" --write
 
 ABLATION_MODELS=()
 if [ "${ABLATION:-0}" = 1 ]; then
@@ -58,6 +65,6 @@ if [ "${ABLATION:-0}" = 1 ]; then
         --sequence-loss-weight 0 --model-out "$RUN/ablation_pretrained/model.pt"
     ABLATION_MODELS=(--variant "multiview:baseline=$RUN/ablation_baseline/model.pt" --variant "multiview:pretrained=$RUN/ablation_pretrained/model.pt")
 fi
-spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense,integral "${ABLATION_MODELS[@]}" \
+spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense,integral,di2in "${ABLATION_MODELS[@]}" \
     --variant "integral:bilstm_head=$RUN/integral/bilstm_head.pt" --variant "integral:fc_head=$RUN/integral/fc_head.pt" \
     --out docs/BENCHMARKS.md

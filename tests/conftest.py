@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spinelab.errors import SpinelabError
@@ -58,3 +59,18 @@ def tiny_model(tmp_path) -> Path:
     config = MultiViewConfig(views=4, detector_rows=64, detector_cols=32, pixel_mm=4.0, depth=18, width=0.25,
                              identifier_scale=1)
     return save_model(tmp_path / "tiny.pt", ResNetUNet(1, 18, 0.25), ResNetUNet(NUM_CLASSES, 18, 0.25), config)
+
+
+@pytest.fixture
+def bright_cube_ct():
+    """A patient box with a bright 24 mm cube in an anisotropic CT (0.8 x 1.0 x 3.0 mm voxels) and the
+    cube's world centre: the stand-in networks of the storage-order tests find the cube."""
+    from spinelab.io.volume import CTVolume
+
+    array = np.full((140, 120, 60), -1000.0, dtype=np.float32)
+    array[20:120, 10:110, 5:55] = 0.0  # the patient
+    array[60:84, 50:74, 26:34] = 900.0  # 19.2 x 24 x 24 mm
+    affine = np.diag([0.8, 1.0, 3.0, 1.0])
+    affine[:3, 3] = [-20.0, 35.0, 110.0]
+    ct = CTVolume(array, affine)
+    return ct, ct.to_world(np.array([[71.5, 61.5, 29.5]]))[0]

@@ -260,6 +260,46 @@ def test_training_data_smaller_than_one_batch_is_a_one_line_error_not_a_hang():
     assert next(batches([torch.zeros(1)] * 4, 4, 0)).shape == (4, 1)
 
 
+def test_a_diverging_training_run_stops_with_one_line_instead_of_training_on_nan(tmp_path):
+    from spinelab.training import Trainer
+
+    class Diverging(Trainer):
+        def build_network(self):
+            return torch.nn.Linear(1, 1)
+
+        def build_dataset(self):
+            return [(torch.zeros(1),)] * 4
+
+        def loss(self, network, batch):
+            return network(batch[0]).sum() * float("nan")
+
+    with pytest.raises(SpinelabError, match="network: training diverged at iteration 0 .*lower --lr"):
+        Diverging(tmp_path, iterations=3, batch_size=2, progress=False).fit()
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_and_the_weights_stay_finite(tmp_path):
+    from spinelab.training import Trainer
+
+    class OneBadStep(Trainer):
+        calls = 0
+
+        def build_network(self):
+            return torch.nn.Linear(1, 1)
+
+        def build_dataset(self):
+            return [(torch.ones(1),)] * 4
+
+        def loss(self, network, batch):
+            OneBadStep.calls += 1
+            output = network(batch[0])
+            if OneBadStep.calls == 1:  # a finite loss whose gradient is NaN (sqrt at zero times zero)
+                return torch.sqrt((output * 0).abs()).sum()
+            return (output ** 2).sum()
+
+    network = OneBadStep(tmp_path, iterations=3, batch_size=2, progress=False).fit()
+    assert all(torch.isfinite(p).all() for p in network.parameters())
+
+
 def test_the_benchmark_prints_each_papers_figures_beside_ours():
     from spinelab.eval.benchmark import MethodResult, published_table
     from spinelab.eval.metrics import evaluate_dataset

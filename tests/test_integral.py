@@ -106,16 +106,10 @@ class _BrightCubeNet(torch.nn.Module):
         return logits, integral_coordinates(heatmap)
 
 
-def test_the_integral_method_reports_world_centroids_in_any_storage_order():
+def test_the_integral_method_reports_world_centroids_in_any_storage_order(bright_cube_ct):
     """A bright 24 mm cube in an anisotropic CT: the L1 the stand-in finds is its world centre,
     whichever way the CT is stored."""
-    array = np.full((140, 120, 60), -1000.0, dtype=np.float32)
-    array[20:120, 10:110, 5:55] = 0.0  # the patient
-    array[60:84, 50:74, 26:34] = 900.0  # 0.8 x 1.0 x 3.0 mm voxels: 19.2 x 24 x 24 mm
-    affine = np.diag([0.8, 1.0, 3.0, 1.0])
-    affine[:3, 3] = [-20.0, 35.0, 110.0]
-    ct = CTVolume(array, affine)
-    centre = ct.to_world(np.array([[71.5, 61.5, 29.5]]))[0]
+    ct, centre = bright_cube_ct
     method = IntegralMethod(_BrightCubeNet(TINY), TINY)
     results = [method.predict(ct.reoriented(codes)).centroids for codes in STORAGE_ORDERS]
     for found in results:

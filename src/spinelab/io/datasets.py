@@ -123,6 +123,13 @@ def find_cases(root: str | Path) -> list[Case]:
                         f"*_ctd.json centroids, or CSI 2014 .nii.gz scans with .lml files)")
 
 
+def dataset_scans(root: str | Path, limit: int | None = None):
+    """(case id, CT, centroids) of the first ``limit`` cases of a dataset, loaded one at a time."""
+    for case in find_cases(root)[:limit]:
+        ct, centroids, _ = case.load()
+        yield case.case_id, ct, centroids
+
+
 def write_verse_case(root: str | Path, case_id: str, ct: CTVolume, centroids: Centroids,
                      mask: CTVolume | None = None) -> Case:
     """Write one subject in the VerSe subject-based layout; the centroid JSON is on the CT's grid."""

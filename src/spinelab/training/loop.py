@@ -9,7 +9,8 @@ resumes at, so it does not replay the crops of its first iterations. Under ``tor
 draws its own batches and only rank 0 writes the checkpoint.
 A method subclasses it and says what to build (``build_network``, ``build_dataset``, and
 ``build_optimizer`` when AdamW does not fit), what to minimize (``loss``) and, when cosine decay does
-not fit, how the learning rate moves (``schedule``).
+not fit, how the learning rate moves (``schedule``). A step whose gradients are not finite is skipped
+and counted on the progress bar; a loss that is not finite stops the run with one line.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class Trainer:
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * iteration / self.iterations))
 
+    @staticmethod
+    def gradients_finite(network: torch.nn.Module) -> bool:
+        """False when a gradient holds inf or NaN: that step is skipped (as AMP's gradient scaler does),
+        since one such step leaves the weights NaN for good."""
+        return all(bool(torch.isfinite(p.grad).all()) for p in network.parameters() if p.grad is not None)
+
     # The loop --------------------------------------------------------------------------------------------
     def fit(self) -> torch.nn.Module:
         """Build, train (resuming from the checkpoint if there is one) and return the network in eval mode."""
@@ -101,16 +108,23 @@ class Trainer:
             trained = torch.nn.parallel.DistributedDataParallel(network)
         bar = tqdm(range(start, self.iterations), desc=self.name, unit="it", disable=not self.progress or rank > 0,
                    file=sys.stderr, initial=start, total=self.iterations)
+        skipped = 0
         for iteration in bar:
             batch = next(data)
             self.schedule(optimizer, iteration, base_lrs)
             with autocast(self.device):
                 loss = self.loss(trained, [item.to(self.device) for item in batch])
+            if not torch.isfinite(loss):
+                raise SpinelabError(f"{self.name}: training diverged at iteration {iteration} (loss {float(loss.detach())}); "
+                                    f"lower --lr or resume from the last checkpoint")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            if self.gradients_finite(network):
+                optimizer.step()
+            else:
+                skipped += 1
             self.history.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(self.history[-20:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(self.history[-20:]):.4f}", **({"skipped": skipped} if skipped else {}))
             if rank == 0 and ((iteration + 1) % self.checkpoint_every == 0 or iteration + 1 == self.iterations):
                 with atomic_path(checkpoint) as tmp:
                     torch.save({"model": network.state_dict(), "optimizer": optimizer.state_dict(),

@@ -59,17 +59,20 @@ def _half(state: dict) -> dict:
     return {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
 
 
-def save_model_file(path: str | Path, method: str, version: int, networks: dict[str, torch.nn.Module], config: dict,
+def save_model_file(path: str | Path, method: str, version: int,
+                    networks: dict[str, torch.nn.Module | dict[str, torch.Tensor]], config: dict,
                     meta: dict | None = None) -> Path:
     """Write networks (float16), config and meta atomically, stamped with the method and its writer
-    (in distributed training by rank 0 only; every rank gets the path)."""
+    (in distributed training by rank 0 only; every rank gets the path). A ``networks`` entry may also
+    be a dict of tensors a method keeps beside its networks (di2in's kernels and shape dictionary)."""
     from spinelab.training.distributed import is_main
 
     if not is_main():
         return Path(path)
     payload = {
         "format": FORMAT, "method": method, "version": int(version), "config": dict(config),
-        "networks": {name: _half(network.state_dict()) for name, network in networks.items()},
+        "networks": {name: _half(network if isinstance(network, dict) else network.state_dict())
+                     for name, network in networks.items()},
         "meta": json.loads(json.dumps(meta or {})),
         "written_by": {"spinelab": __version__, "torch": str(torch.__version__), "date": time.strftime("%Y-%m-%d %H:%M"),
                        "command": _command()},

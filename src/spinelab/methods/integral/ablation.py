@@ -14,19 +14,17 @@ The network runs once per scan (``crop_votes``); the rows differ only in how the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.metrics import compute_average_precision
-from tqdm import tqdm
 
 from spinelab.devices import autocast
-from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
+from spinelab.eval.metrics import DatasetMetrics, evaluate_decodings
 from spinelab.eval.report import metrics_table
-from spinelab.io.datasets import find_cases
-from spinelab.methods.base import StageTimer, within_volume
+from spinelab.io.datasets import dataset_scans
+from spinelab.methods.base import StageTimer
 from spinelab.methods.integral.data import Crops, prepare_case
 from spinelab.methods.integral.method import IntegralMethod
 
@@ -41,21 +39,8 @@ DECODINGS = {  # row: centroids() options
 def evaluate_runs(method: IntegralMethod, scans, runs: dict[str, dict], progress: bool = True,
                   desc: str = "integral runs") -> dict[str, DatasetMetrics]:
     """Metrics per named ``centroids()`` option set on ``scans``: (name, CT, truth) triples."""
-    pairs = {name: {} for name in runs}
-    for name, ct, truth in tqdm(scans, desc=desc, unit="scan", disable=not progress, file=sys.stderr):
-        canonical = ct.canonical()
-        votes = method.crop_votes(canonical, StageTimer())
-        for run, options in runs.items():
-            found = method.centroids(votes, **options)
-            pairs[run][name] = (within_volume(found.centroids, canonical, found.details, method.face_margin), truth)
-    return {run: evaluate_dataset(scan_pairs) for run, scan_pairs in pairs.items()}
-
-
-def dataset_scans(data: str | Path, limit: int | None = None):
-    """(case id, CT, truth) of a VerSe-layout dataset, loaded one at a time."""
-    for case in find_cases(data)[:limit]:
-        ct, truth, _ = case.load()
-        yield case.case_id, ct, truth
+    return evaluate_decodings(scans, lambda canonical: method.crop_votes(canonical, StageTimer()), method.centroids,
+                              runs, method.face_margin, progress, desc)
 
 
 @torch.inference_mode()

@@ -24,9 +24,9 @@ from spinelab.devices import autocast
 from spinelab.inference import window
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
+from spinelab.io.working import WorkingVolume, zscored_volume
 from spinelab.methods.base import Method, Prediction, StageTimer
 from spinelab.methods.integral.config import IntegralConfig
-from spinelab.methods.integral.data import WorkingVolume, working_volume
 from spinelab.methods.integral.network import IntegralNet
 from spinelab.methods.integral.train import MODEL_VERSION
 from spinelab.training import ModelFile
@@ -83,7 +83,7 @@ class IntegralMethod(Method):
         along the spine they found."""
         config = self.config
         with timer("resample"):
-            working = working_volume(ct, config)
+            working = zscored_volume(ct, config.spacing_mm)
         patient = working.volume.array > working.value(BODY_HU)
         spans = [np.flatnonzero(patient.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
         if not len(spans[0]):
