@@ -49,6 +49,9 @@ python benchmarks/integral_settings.py "$RUN/validation" --write
 # The di2in presence threshold, message passing and sparsity settings, on the same validation scans
 # (docs/DI2IN_SETTINGS.md).
 python benchmarks/di2in_settings.py "$RUN/validation" --write
+# Every packaged model's column test (the bound a centroid may lie off its neighbours' segment), on the same
+# validation scans (docs/COLUMN_TEST.md).
+python benchmarks/column_test.py "$RUN/validation" --write
 
 ABLATION_MODELS=()
 if [ "${ABLATION:-0}" = 1 ]; then

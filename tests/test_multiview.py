@@ -97,6 +97,25 @@ def test_decode_survives_a_view_with_wrong_labels_and_a_missing_vertebra():
     assert details["sequence_losses"][0] > details["sequence_losses"][2]
 
 
+def test_a_false_candidate_in_front_of_the_column_takes_no_label():
+    """A bright blob 70 mm in front of the column between T12 and L1 that the identifier calls L1
+    (a contrast-filled heart): without the column test every label below it shifts."""
+    ct, truth = phantom()
+    volume = rendering_volume(ct.canonical(), TEST_CONFIG)
+    views = make_views(volume, TEST_CONFIG)
+    heart = (truth.world[2] + truth.world[3]) / 2 + [0.0, 70.0, 0.0]
+    spine_heatmaps, spine_classes = ideal_outputs(views, truth, TEST_CONFIG)
+    heart_heatmaps, heart_classes = ideal_outputs(views, Centroids([20], [heart]), TEST_CONFIG)
+    outside_heart = heart_classes[:, :1] == 1  # background channel
+    outputs = (np.maximum(spine_heatmaps, heart_heatmaps), torch.where(outside_heart, spine_classes, heart_classes))
+    for bound, expect_truth in ((None, False), (20.0, True)):
+        method = IdealNetworks(truth, dataclasses.replace(TEST_CONFIG, column_deviation_mm=bound))
+        centroids, details = method.decode(*outputs, views)
+        nearest_heart = np.linalg.norm(centroids.world - heart, axis=1).min()
+        assert (centroids.labels.tolist() == truth.labels.tolist() and nearest_heart > 50) == expect_truth
+        assert len(details["off_column"]) == int(expect_truth)  # named, so review can say what was dropped
+
+
 def test_class_vocabulary_covers_the_phantom():
     _, truth = phantom()
     assert all(0 < class_index(label) < NUM_CLASSES for label in truth.labels)

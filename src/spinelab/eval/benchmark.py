@@ -52,6 +52,12 @@ class RealCase:
     ct: CTVolume
     reference: Centroids
     description: str
+    bone: np.ndarray | None = None  # the label map's bone classes on the CT's grid, where it has them
+
+    def bone_only(self) -> CTVolume | None:
+        """The CT with every voxel outside the label map's bone at -1000 HU: what a perfect bone stage
+        leaves, to tell how much of a real-CT error the bone stage causes."""
+        return None if self.bone is None else self.ct.with_array(np.where(self.bone, self.ct.array, -1000.0))
 
 
 @dataclass
@@ -108,7 +114,7 @@ def real_cases() -> list[RealCase]:
     from spinelab.examples import EXAMPLES, example
     from spinelab.io.images import read_ct, read_label_map
 
-    from spinelab.io.labelmap import centroids_from_label_map, vertebra_mask
+    from spinelab.io.labelmap import TOTALSEGMENTATOR_BONE, centroids_from_label_map, vertebra_mask
 
     cases = []
     for name, description in REAL_EXAMPLES.items():
@@ -116,19 +122,25 @@ def real_cases() -> list[RealCase]:
         ct, labels = read_ct(paths["ct"]), read_label_map(paths["labels"])
         mask = vertebra_mask(labels, scheme)  # VerSe-numbered: labels and faces are read from it
         reference = centroids_from_label_map(mask, "verse")
-        cases.append(RealCase(name, ct, reference.select(uncut_labels(mask.array)), description))
+        has_bone = scheme == "totalsegmentator" and labels.shape == ct.shape and np.allclose(labels.affine, ct.affine)
+        bone = labels.with_array(np.isin(labels.array, sorted(TOTALSEGMENTATOR_BONE))) if has_bone else None
+        cases.append(RealCase(name, ct, reference.select(uncut_labels(mask.array)), description,
+                              None if bone is None else bone.array))
         if name == "chest":
+            canonical, mask = ct.canonical(), mask.reoriented(("R", "A", "S"))
+            bone = None if bone is None else bone.reoriented(("R", "A", "S"))
             for crop, (first, last) in CHEST_CROPS.items():
-                cropped_ct, cropped_mask = _crop_around(ct, mask, first, last)
-                cases.append(RealCase(f"chest {crop}", cropped_ct, reference.select(uncut_labels(cropped_mask.array)),
-                                      f"the chest CT cut just beyond {first} and {last}"))
+                box = _crop_box(mask, first, last)
+                cases.append(RealCase(f"chest {crop}", canonical.cropped(box),
+                                      reference.select(uncut_labels(mask.cropped(box).array)),
+                                      f"the chest CT cut just beyond {first} and {last}",
+                                      None if bone is None else bone.cropped(box).array))
     return cases
 
 
-def _crop_around(ct: CTVolume, mask: CTVolume, first: str, last: str) -> tuple[CTVolume, CTVolume]:
-    """Canonical crops of CT and VerSe-numbered mask along S just beyond ``first`` and ``last``: those and all
+def _crop_box(mask: CTVolume, first: str, last: str) -> tuple[slice, ...]:
+    """The crop of a canonical VerSe-numbered mask along S just beyond ``first`` and ``last``: those and all
     between are whole where the neighbours allow it, the neighbours cut."""
-    canonical, mask = ct.canonical(), mask.reoriented(("R", "A", "S"))
     levels = {}
     for label in np.unique(mask.array)[1:]:
         k = np.nonzero((mask.array == label).any(axis=(0, 1)))[0]
@@ -141,8 +153,7 @@ def _crop_around(ct: CTVolume, mask: CTVolume, first: str, last: str) -> tuple[C
         low = max(low, levels[below][0] + 1)
     if above in levels:
         high = min(high, levels[above][1] - 1)
-    box = (slice(None), slice(None), slice(max(low, 0), min(high + 1, canonical.shape[2])))
-    return canonical.cropped(box), mask.cropped(box)
+    return slice(None), slice(None), slice(max(low, 0), min(high + 1, mask.shape[2]))
 def evaluate_heldout(method: Method, data: str | Path, limit: int | None = None,
                      progress: bool = True) -> tuple[DatasetMetrics, float, ReviewCounts]:
     """Metrics on a VerSe-layout dataset, the median seconds ``Method.predict`` took per scan, review flags."""

@@ -283,18 +283,19 @@ def evaluate_dataset(pairs: dict[str, tuple[Centroids, Centroids]],
 
 
 def evaluate_decodings(scans, run_network, decode, runs: dict[str, dict], face_margin: float = 0.0,
+                       column_deviation_mm: float | None = None,
                        progress: bool = True, desc: str = "decodings") -> dict[str, DatasetMetrics]:
     """Metrics per named option set of a method whose network runs once per scan and whose output can be
     decoded several ways (ablation rows, settings chosen on validation scans).
 
     ``scans``: (name, CT, truth) triples; ``run_network(canonical CT)`` -> the network's output;
-    ``decode(output, **options)`` -> a ``Prediction``, kept as ``Method.predict`` keeps it (inside the volume).
+    ``decode(output, **options)`` -> a ``Prediction``, kept as ``Method.predict`` keeps it (``methods.base.plausible``).
     """
     import sys
 
     from tqdm import tqdm
 
-    from spinelab.methods.base import within_volume
+    from spinelab.methods.base import plausible
 
     pairs = {name: {} for name in runs}
     for name, ct, truth in tqdm(scans, desc=desc, unit="scan", disable=not progress, file=sys.stderr):
@@ -302,5 +303,6 @@ def evaluate_decodings(scans, run_network, decode, runs: dict[str, dict], face_m
         output = run_network(canonical)
         for run, options in runs.items():
             found = decode(output, **options)
-            pairs[run][name] = (within_volume(found.centroids, canonical, found.details, face_margin), truth)
+            pairs[run][name] = (plausible(found.centroids, canonical, found.details, face_margin,
+                                                     column_deviation_mm), truth)
     return {run: evaluate_dataset(scan_pairs) for run, scan_pairs in pairs.items()}

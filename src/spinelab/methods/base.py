@@ -3,7 +3,8 @@
 ``Method.predict`` is the only entry point. It canonicalizes the volume (the one place orientation
 is handled), lets the method work on the canonical copy and returns centroids in RAS+ world mm,
 which are the same numbers in the input's frame because canonicalization never moves the world.
-Centroids outside the scanned volume are dropped here, for every method.
+Centroids outside the scanned volume, and with a column test those off the vertebral column, are
+dropped here, for every method.
 A method may also return a label map on any grid (its affine says where it lies); writers put it
 back on the input's grid. Stage timings are collected so benchmarks can report where the time goes.
 """
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spinelab.decoders.chain import smooth_chain
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.review import review_reasons
+from spinelab.settings import StoredSettings
 from spinelab.vertebrae import BODY_SIZES
 
 if TYPE_CHECKING:
@@ -46,6 +49,28 @@ def within_volume(centroids: Centroids, ct: CTVolume, details: dict, face_margin
     if not whole.all():
         details["cut_by_face"] = kept.take(~whole).names()
     return kept.take(whole)
+
+
+def on_column(centroids: Centroids, details: dict, max_deviation_mm: float | None) -> Centroids:
+    """The centroids that, in anatomical order, form one smooth column (``spinelab.decoders.chain``):
+    a vertebra found in the heart or on a rib head is not a vertebra. None keeps all.
+
+    The names of any dropped are added to ``details["off_column"]``.
+    """
+    if max_deviation_mm is None or len(centroids) < 3:
+        return centroids
+    ordered = centroids.sorted()
+    scores = None if ordered.confidence is None else np.nan_to_num(ordered.confidence).clip(0.0, None)
+    keep = smooth_chain(ordered.world, scores, max_deviation_mm=max_deviation_mm)
+    if not keep.all():
+        details.setdefault("off_column", []).extend(ordered.take(~keep).names())
+    return ordered.take(keep)
+
+
+def plausible(centroids: Centroids, ct: CTVolume, details: dict, face_margin: float = 0.0,
+              column_deviation_mm: float | None = None) -> Centroids:
+    """``within_volume``, then ``on_column``: what every method's ``predict`` returns."""
+    return on_column(within_volume(centroids, ct, details, face_margin), details, column_deviation_mm)
 
 
 def face_clearance(centroids: Centroids, ct: CTVolume) -> np.ndarray:
@@ -86,6 +111,7 @@ class Method(ABC):
     name: str = "method"
     model_version: int = 1
     face_margin: float = 0.0  # ``within_volume``: half body sizes a centroid must lie inside the faces
+    config: StoredSettings  # the method's settings, stored in its model file
     meta: dict  # training facts from the model file (data, cases, iterations...)
     written_by: dict  # spinelab version, date and command that wrote the model file
 
@@ -106,14 +132,22 @@ class Method(ABC):
     def from_model_file(cls, model: ModelFile, device: str) -> Method:
         """Build the networks from a checked model file."""
 
+    @property
+    def column_deviation_mm(self) -> float | None:
+        """``on_column``: mm a centroid may lie off its neighbours' segment (None: no test), from the settings."""
+        return getattr(self.config, "column_deviation_mm", None)
+
     def predict(self, ct: CTVolume) -> Prediction:
         timer = StageTimer()
         with timer("canonicalize"):
             canonical = ct.canonical()
         result = self.predict_canonical(canonical, timer)
-        centroids = within_volume(result.centroids, canonical, result.details, self.face_margin)
+        centroids = plausible(result.centroids, canonical, result.details, self.face_margin, self.column_deviation_mm)
         prediction = Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map)
-        prediction.review = review_reasons(ct, prediction.centroids, self.review(prediction))
+        own = self.review(prediction)
+        if result.details.get("off_column") and len(centroids):  # something vertebra-like beside the spine
+            own.append(f"off the column, dropped: {', '.join(result.details['off_column'])}")
+        prediction.review = review_reasons(ct, prediction.centroids, own)
         return prediction
 
     def review(self, prediction: Prediction) -> list[str]:

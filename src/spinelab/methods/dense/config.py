@@ -35,6 +35,7 @@ class DenseConfig(StoredSettings):
     elastic_sigma: float = 0.7  # pixels: random displacements on a 3 x 3 grid (the paper's elasticdeform)
     min_voxels_mm3: float = 3000.0  # a label needs max(this, 0.4 R^3) mm^3 of voxels (the paper's 3000 voxels at 1 mm)
     disc_radius_scale: float = 1.0  # dense labels: disc radius as a share of the level's half body depth
+    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("detection_patch", "detection_border", "slab", "bottom_kernel", "detection_channels",

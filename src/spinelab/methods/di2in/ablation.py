@@ -27,7 +27,7 @@ def evaluate_runs(method: DI2INMethod, scans, runs: dict[str, dict], progress: b
     """Metrics per named ``decode()`` option set on ``scans``: (name, CT, truth) triples."""
     return evaluate_decodings(scans, lambda canonical: method.heatmaps(canonical, StageTimer()),
                               lambda output, **options: method.decode(*output, **options), runs, method.face_margin,
-                              progress, desc)
+                              method.column_deviation_mm, progress, desc)
 
 
 def benchmark_sections(method: DI2INMethod, data: str | Path, limit: int | None = None, variants=None,

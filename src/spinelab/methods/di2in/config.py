@@ -41,6 +41,7 @@ class DI2INConfig(StoredSettings):
     replace_consistent: bool = True  # the paper's: every landmark is reconstructed (False: only the outliers)
     message_passing: bool = True
     sparsity: bool = True
+    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("crop", "channels"):

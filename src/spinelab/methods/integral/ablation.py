@@ -40,7 +40,7 @@ def evaluate_runs(method: IntegralMethod, scans, runs: dict[str, dict], progress
                   desc: str = "integral runs") -> dict[str, DatasetMetrics]:
     """Metrics per named ``centroids()`` option set on ``scans``: (name, CT, truth) triples."""
     return evaluate_decodings(scans, lambda canonical: method.crop_votes(canonical, StageTimer()), method.centroids,
-                              runs, method.face_margin, progress, desc)
+                              runs, method.face_margin, method.column_deviation_mm, progress, desc)
 
 
 @torch.inference_mode()

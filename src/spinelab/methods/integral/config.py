@@ -30,6 +30,7 @@ class IntegralConfig(StoredSettings):
     cluster_radius_mm: float = 8.0  # a class's crop coordinates within this of each other form one cluster
     separation_mm: float = 8.0  # two classes' clusters closer than this are one vertebra (the heavier keeps it)
     decoder: bool = False  # relabel the clusters with the shared consecutive-label decoder
+    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("crop", "encoder_channels", "decoder_channels", "border"):

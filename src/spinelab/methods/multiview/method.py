@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from spinelab.bone import BoneStage
+from spinelab.decoders.chain import smooth_chain
 from spinelab.devices import autocast
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
@@ -78,6 +79,13 @@ class MultiViewMethod(Method):
             keep = sorted(sorted(range(len(fused)), key=lambda i: support[i])[-len(VERTEBRA_CLASSES):])
             fused = [fused[i] for i in keep]
         fused = [v for v in fused if _detection_score(v, scores) >= config.min_detection_score]
+        off_column = []  # tested before labelling, so a false candidate takes no label slot
+        if config.column_deviation_mm is not None and fused:
+            on_column = smooth_chain([v.point for v in fused], [_detection_score(v, scores) for v in fused],
+                                     max_deviation_mm=config.column_deviation_mm)
+            off_column = [f"candidate at ({x:.0f}, {y:.0f}, {z:.0f}) mm"
+                          for (x, y, z), keep in zip((v.point for v in fused), on_column) if not keep]
+            fused = [vertebra for vertebra, keep in zip(fused, on_column) if keep]
         labels, confidence = identify(fused, matrices, losses, config.missed_vertebra_penalty)
         centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
         details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused],
@@ -85,7 +93,7 @@ class MultiViewMethod(Method):
                    "detection_score": [_detection_score(vertebra, scores) for vertebra in fused],
                    "labels": labels.tolist(), "label_confidence": confidence.tolist(),
                    "view_agreement": [_view_agreement(vertebra, matrices, label)
-                                      for vertebra, label in zip(fused, labels)]}
+                                      for vertebra, label in zip(fused, labels)], "off_column": off_column}
         best_score = max(details["detection_score"], default=0.0)
         best_confidence = max(details["label_confidence"], default=0.0)
         spine = best_score >= config.spine_detection_score and best_confidence >= config.spine_label_confidence
