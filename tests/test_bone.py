@@ -75,6 +75,26 @@ def test_intensity_randomization_keeps_shape_and_stays_in_the_scanner_range():
         assert out.min() >= -1024 and out.max() <= 3071
 
 
+def test_half_the_distractors_start_against_the_bone():
+    """Agent touching bone (the aorta beside the spine, a vein over a rib) is what the stage must learn to
+    drop: the ring 2 voxels round a bone column (1 % of the patch) gets far more than its share of agent
+    (about 3 % when distractors start anywhere in the body)."""
+    rng = np.random.default_rng(1)
+    hu = np.full((64, 64, 48), 40.0, dtype=np.float32)
+    bone = np.zeros_like(hu)
+    bone[30:34, 30:34, :] = 1.0
+    hu[bone > 0] = 400.0
+    beside = np.zeros(hu.shape, bool)
+    beside[28:36, 28:36, :] = True
+    beside &= bone == 0
+    shares = []
+    for _ in range(40):
+        agent = (randomize_intensities(hu, bone, rng) > 300) & (bone == 0)
+        if agent.any():
+            shares.append((agent & beside).sum() / agent.sum())
+    assert np.mean(shares) > 0.06, f"{np.mean(shares):.3f} of the agent lies against the bone"
+
+
 def test_train_bone_writes_a_model_whose_threshold_was_chosen_on_validation(tmp_path, capsys):
     status = main(["train-bone", "--out", str(tmp_path), "--cases", "2", "--iterations", "2", "--batch-size", "2",
                    "--validation-cases", "1", "--workers", "1"])

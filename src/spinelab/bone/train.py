@@ -6,7 +6,7 @@ the share of bone in each coarse voxel from the generator's tissue map. Patches 
 the SynthSeg spirit so that the network learns bone from its shape and texture rather than from the
 generator's HU: bone is made denser or osteoporotic, bright tubes and blobs of up to 3071 HU are
 painted into the soft tissue (vessels, bowel contrast, calcifications the generator does not have),
-and a bias field, global HU scaling, blur and noise follow. The threshold on the probability is
+half of them against a bone surface, and a bias field, global HU scaling, blur and noise follow. The threshold on the probability is
 then chosen on separate synthetic validation cases, never on a real CT.
 """
 
@@ -37,6 +37,10 @@ CONTRAST_SHARE = 0.7
 DISTRACTORS = (((0.6, 3.5), (700.0, 4000.0), (0.0, 25.0)), ((1.5, 5.0), (150.0, 700.0), (5.0, 40.0)),
                ((3.0, 8.0), (150.0, 600.0), (0.0, 6.0)))
 DISTRACTOR_WEIGHTS = (0.4, 0.4, 0.2)
+#: Share of distractors that start against a bone surface: real vessels run along bones (the aorta
+#: beside the vertebral bodies, subclavian veins over the first rib, iliac vessels along the pelvis),
+#: and agent touching bone is what a coarse bone mask keeps.
+TOUCHING_BONE_SHARE = 0.5
 #: Candidate probability thresholds tried on the validation cases.
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -106,8 +110,10 @@ def randomize_intensities(hu: np.ndarray, bone: np.ndarray, rng: np.random.Gener
     body = (hu > -300) & (bone < 0.05)
     if rng.random() < 0.8 and body.any():  # vessels, heart chambers, bowel contrast, calcifications
         candidates = np.argwhere(body)
+        touching = np.argwhere(body & ndimage.binary_dilation(bone >= 0.25, iterations=2))
         for _ in range(int(rng.integers(1, 8))):
-            point = candidates[rng.integers(len(candidates))].astype(np.float32)
+            starts = touching if len(touching) and rng.random() < TOUCHING_BONE_SHARE else candidates
+            point = starts[rng.integers(len(starts))].astype(np.float32)
             radius, value, reach = DISTRACTORS[int(rng.choice(len(DISTRACTORS), p=DISTRACTOR_WEIGHTS))]
             radius, value = float(rng.uniform(*radius)), min(float(rng.uniform(*value)), 3071.0)
             texture = float(rng.uniform(10, 60))

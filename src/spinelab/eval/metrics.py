@@ -303,6 +303,6 @@ def evaluate_decodings(scans, run_network, decode, runs: dict[str, dict], face_m
         output = run_network(canonical)
         for run, options in runs.items():
             found = decode(output, **options)
-            pairs[run][name] = (plausible(found.centroids, canonical, found.details, face_margin,
-                                                     column_deviation_mm), truth)
+            kept = plausible(found.centroids, canonical, found.details, face_margin, column_deviation_mm)
+            pairs[run][name] = (kept, truth)
     return {run: evaluate_dataset(scan_pairs) for run, scan_pairs in pairs.items()}

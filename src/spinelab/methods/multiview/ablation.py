@@ -63,8 +63,8 @@ def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
             if networks not in outputs:
                 outputs[networks] = method.run_networks(images)
             centroids, details = method.decode(*outputs[networks], views)
-            pairs[name][case.case_id] = (plausible(centroids, canonical, details, method.face_margin,
-                                                     method.column_deviation_mm), truth)
+            kept = plausible(centroids, canonical, details, method.face_margin, method.column_deviation_mm)
+            pairs[name][case.case_id] = (kept, truth)
     return {name: evaluate_dataset(scan_pairs) for name, scan_pairs in pairs.items()}
 
 

@@ -36,10 +36,10 @@ class MultiViewConfig(StoredSettings):
     sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy
     weighted_voting: bool = True  # weight each view's vote by 1 - its Sequence Loss
     missed_vertebra_penalty: float | None = 0.5  # label sequence may skip a class at this cost (None: never)
-    # Chosen on synthetic validation scans and no-spine volumes (benchmarks/review_thresholds.py):
     # mm a vertebra may lie off the segment joining its neighbours (spinelab.decoders.chain; None: no test),
     # tested before identification so that a false candidate takes no label (benchmarks/column_test.py)
     column_deviation_mm: float | None = None
+    # Chosen on synthetic validation scans and no-spine volumes (benchmarks/review_thresholds.py):
     min_detection_score: float = 0.4  # a fused vertebra's mean heatmap peak must reach this, else it is dropped
     spine_detection_score: float = 0.7  # a spine needs a candidate the localizer scores at least this ...
     spine_label_confidence: float = 0.5  # ... and one the identifier labels this surely; else no vertebrae
