@@ -6,8 +6,9 @@ the share of bone in each coarse voxel from the generator's tissue map. Patches 
 the SynthSeg spirit so that the network learns bone from its shape and texture rather than from the
 generator's HU: bone is made denser or osteoporotic, bright tubes and blobs of up to 3071 HU are
 painted into the soft tissue (vessels, bowel contrast, calcifications the generator does not have),
-half of them against a bone surface, and a bias field, global HU scaling, blur and noise follow. The threshold on the probability is
-then chosen on separate synthetic validation cases, never on a real CT.
+half of them against a bone surface, and a bias field, global HU scaling, blur and noise follow.
+The threshold on the probability is then chosen on separate synthetic validation cases, never on a
+real CT.
 """
 
 from __future__ import annotations
