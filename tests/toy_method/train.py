@@ -9,7 +9,7 @@ import torch
 
 from spinelab.inference import pad_to, random_patch_slices
 from spinelab.targets import gaussian_heatmap
-from spinelab.training import Trainer, build_cache, load_cache, save_model_file
+from spinelab.training import Trainer, prepared_cases, save_model_file
 from toy_method.method import ToyConfig, network_input, toy_network
 
 
@@ -64,8 +64,8 @@ def train(data, out: Path, iterations: int = 2, batch_size: int = 2, lr: float =
         heatmap = gaussian_heatmap(points, volume.shape, config.sigma_mm / config.spacing_mm)
         return {"image": volume.array, "heatmap": heatmap}
 
-    build_cache(data, Path(out) / "cache", prepare, seed, progress)
-    network = ToyTrainer(load_cache(Path(out) / "cache"), config, out, iterations=iterations, batch_size=batch_size,
-                         lr=lr, seed=seed, device=device, progress=progress).fit()
+    cache = prepared_cases(data, Path(out) / "cache", prepare, seed, progress)
+    network = ToyTrainer(cache, config, out, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed,
+                         device=device, progress=progress).fit()
     return save_model_file(model_out or Path(out) / "model.pt", "toy", 1, {"net": network}, config.to_dict(),
                            {"data": str(data), "iterations": iterations})

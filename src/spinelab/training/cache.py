@@ -54,3 +54,10 @@ def load_cache(cache_dir: str | Path) -> list[dict[str, np.ndarray]]:
     if not paths:
         raise SpinelabError(f"{cache_dir}: no prepared cases found (run the cache build first)")
     return [dict(np.load(path)) for path in paths]
+
+
+def prepared_cases(dataset: str | Path, cache_dir: str | Path, prepare: PrepareCase, seed: int = 0,
+                   progress: bool = True, desc: str = "prepare cases") -> list[dict[str, np.ndarray]]:
+    """``build_cache``, then ``load_cache``: what a method's training run starts from."""
+    build_cache(dataset, cache_dir, prepare, seed, progress, desc)
+    return load_cache(cache_dir)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from spinelab.methods.dense.config import DenseConfig
 from spinelab.methods.dense.data import DetectionPatches, IdentificationSlabs, prepare_case
 from spinelab.nets import SlabUNet
-from spinelab.training import Trainer, build_cache, load_cache, save_model_file
+from spinelab.training import Trainer, prepared_cases, save_model_file
 
 MODEL_VERSION = 1
 
@@ -72,9 +72,7 @@ def train_model(data, out: Path, config: DenseConfig | None = None, iterations: 
     def prepare(ct, centroids, mask, rng):
         return prepare_case(ct, centroids, config)
 
-    cache_dir = out / "dense_cache"
-    build_cache(data, cache_dir, prepare, seed, progress, desc="resample cases")
-    cache = load_cache(cache_dir)
+    cache = prepared_cases(data, out / "dense_cache", prepare, seed, progress, desc="resample cases")
     common = dict(lr=lr, seed=seed, device=device, progress=progress)
     detection = DenseTrainer("detection", cache, config, out, iterations=iterations, batch_size=batch_size,
                              **common).fit()

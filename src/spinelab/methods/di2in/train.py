@@ -18,7 +18,7 @@ from spinelab.methods.di2in.data import Crops, prepare_case
 from spinelab.methods.di2in.message_passing import fit_chain
 from spinelab.methods.di2in.network import DI2IN
 from spinelab.methods.di2in.sparsity import build_dictionary
-from spinelab.training import Trainer, build_cache, load_cache, save_model_file
+from spinelab.training import Trainer, prepared_cases, save_model_file
 
 MODEL_VERSION = 1
 
@@ -62,9 +62,7 @@ def train(data, out, iterations: int = 1500, batch_size: int = 4, lr: float = 1e
     def prepare(ct, centroids, mask, rng):
         return prepare_case(ct, centroids, config)
 
-    cache_dir = out / "di2in_cache"
-    build_cache(data, cache_dir, prepare, seed, progress, desc="resample cases")
-    cache = load_cache(cache_dir)
+    cache = prepared_cases(data, out / "di2in_cache", prepare, seed, progress, desc="resample cases")
     network = DI2INTrainer(cache, config, out, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed,
                            device=device, progress=progress).fit()
     data_dir = default_data_dir()

@@ -20,7 +20,7 @@ from spinelab.methods.integral.config import IntegralConfig
 from spinelab.methods.integral.data import Crops, prepare_case
 from spinelab.methods.integral.network import IntegralNet
 from spinelab.errors import SpinelabError
-from spinelab.training import Trainer, build_cache, load_cache, load_model_file, save_model_file
+from spinelab.training import Trainer, prepared_cases, load_model_file, save_model_file
 from spinelab.training.distributed import world
 
 MODEL_VERSION = 1
@@ -101,9 +101,7 @@ def train_model(data, out: Path, config: IntegralConfig | None = None, iteration
     def prepare(ct, centroids, mask, rng):
         return prepare_case(ct, centroids, config)
 
-    cache_dir = out / "integral_cache"
-    build_cache(data, cache_dir, prepare, seed, progress, desc="resample cases")
-    cache = load_cache(cache_dir)
+    cache = prepared_cases(data, out / "integral_cache", prepare, seed, progress, desc="resample cases")
     network = IntegralTrainer(cache, config, out, shared, iterations=iterations, batch_size=batch_size, lr=lr,
                               seed=seed, device=device, progress=progress).fit()
     meta = {"training_cases": len(cache), "iterations": iterations, "batch_size": batch_size, "lr": lr,

@@ -20,7 +20,7 @@ from spinelab.methods.multiview.data import DRRDataset, ViewPairDataset, render_
 from spinelab.methods.multiview.sequence_loss import sequence_loss
 from spinelab.methods.multiview.simsiam import SimSiam, simsiam_loss
 from spinelab.nets import ResNetEncoder, ResNetUNet
-from spinelab.training import Trainer, build_cache, load_cache, save_model_file
+from spinelab.training import Trainer, prepared_cases, save_model_file
 from spinelab.vertebrae import NUM_CLASSES
 
 MODEL_VERSION = 1
@@ -127,9 +127,7 @@ def _cache(data, out: Path, config: MultiViewConfig, views_per_case: int, seed: 
     def prepare(ct, centroids, mask, rng):
         return render_training_case(ct, centroids, config, views_per_case, rng, bone)
 
-    cache_dir = out / "drr_cache"
-    build_cache(data, cache_dir, prepare, seed, progress, desc="render DRRs")
-    return load_cache(cache_dir)
+    return prepared_cases(data, out / "drr_cache", prepare, seed, progress, desc="render DRRs")
 
 
 def pretrain(data, out: Path, config: MultiViewConfig | None = None, views_per_case: int = 10,
