@@ -24,7 +24,7 @@ from itertools import product
 from pathlib import Path
 
 from spinelab.eval.metrics import evaluate_decodings
-from spinelab.eval.report import metrics_table
+from spinelab.eval.report import id_rate_then_error, metrics_table
 from spinelab.io.datasets import dataset_scans
 from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, load_method
@@ -36,12 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
 PASSING = ((0, 0.5), (2, 0.5), (5, 0.3), (5, 0.5))  # (passes, alpha)
 SPARSITY = ((0.1, True), (1.0, True), (10.0, True), (1.0, False), (10.0, False))  # (lambda, replace consistent)
-
-
-def score(metrics) -> tuple[float, float]:
-    """VerSe id-rate, then the lower mean error."""
-    mean = metrics.overall.error_stats()["mean"]
-    return round(metrics.overall.verse_id_rate or 0.0, 4), -(mean if mean is not None else 1e9)
 
 
 def main() -> int:
@@ -67,7 +61,7 @@ def main() -> int:
 
     runs = {key: {"config": config} for key, config in passing.items()}
     first = evaluate_decodings(scans, network, decode, runs, method.face_margin, desc="validation: passing")
-    best = max(passing, key=lambda k: score(first[k]))
+    best = max(passing, key=lambda k: id_rate_then_error(first[k]))
     sparse = {(lam, replace): dataclasses.replace(passing[best], sparsity=True, sparsity_lambda=lam,
                                                   replace_consistent=replace) for lam, replace in SPARSITY}
     runs = {key: {"config": config} for key, config in sparse.items()}
@@ -75,7 +69,7 @@ def main() -> int:
     rows = {**{("passing",) + key: first[key] for key in passing}, **{("sparsity",) + key: second[key] for key in sparse}}
     configs = {**{("passing",) + key: config for key, config in passing.items()},
                **{("sparsity",) + key: config for key, config in sparse.items()}}
-    chosen = max(rows, key=lambda k: score(rows[k]))
+    chosen = max(rows, key=lambda k: id_rate_then_error(rows[k]))
     config = configs[chosen]
 
     def name(key):

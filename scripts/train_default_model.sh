@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the packaged default models (src/spinelab/models/bone.pt, multiview.pt, dense.pt, integral.pt,
-# di2in.pt) and docs/BENCHMARKS.md (about 5 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU).
+# di2in.pt, scnet.pt) and docs/BENCHMARKS.md (about 5 hours on 2 CPU cores with native bf16; DEVICE=cuda trains on a GPU).
 # ABLATION=1 also trains the two ablation models of Wu et al.'s Table 2 (about 35 more minutes) and adds
 # their rows to the benchmark.
 set -euo pipefail
@@ -37,6 +37,11 @@ spinelab train --method integral --data "$RUN/synth" --out "$RUN/integral" "${HE
 # dictionary and message-passing kernels come from the real keypoint sets in ../shared/data.
 spinelab train --method di2in --data "$RUN/synth" --out "$RUN/di2in" --iterations 2500 --batch-size 4 --seed 0 \
     --device "$DEVICE" --model-out src/spinelab/models/di2in.pt
+# The scnet method (Payer et al.): its three networks on the first 240 of the synthetic CTs (the same
+# files as sub-synth0000-0239 of "$RUN/synth": case i depends only on the seed and i), about 90 minutes on 2 cores.
+spinelab synth --n 240 --out "$RUN/synth240" --seed 1 --spacing 2 2 2 --workers 2
+spinelab train --method scnet --data "$RUN/synth240" --out "$RUN/scnet" --iterations 2500 --spine-iterations 300 \
+    --segment-iterations 2000 --batch-size 2 --seed 0 --device "$DEVICE" --model-out src/spinelab/models/scnet.pt
 # Bone stage on or off and the face margin, chosen on synthetic validation scans (docs/MODEL_SETTINGS.md).
 spinelab synth --n 30 --out "$RUN/validation" --seed 2000 --workers 2
 spinelab synth --n 30 --out "$RUN/validation_test" --seed 2000 --resolution test --workers 2
@@ -49,6 +54,8 @@ python benchmarks/integral_settings.py "$RUN/validation" --write
 # The di2in presence threshold, message passing and sparsity settings, on the same validation scans
 # (docs/DI2IN_SETTINGS.md).
 python benchmarks/di2in_settings.py "$RUN/validation" --write
+# The scnet peak threshold, on the same validation scans (docs/SCNET_SETTINGS.md).
+python benchmarks/scnet_settings.py "$RUN/validation" --write
 # Every packaged model's column test (the bound a centroid may lie off its neighbours' segment), on the same
 # validation scans (docs/COLUMN_TEST.md).
 python benchmarks/column_test.py "$RUN/validation" --write
@@ -68,6 +75,6 @@ if [ "${ABLATION:-0}" = 1 ]; then
         --sequence-loss-weight 0 --model-out "$RUN/ablation_pretrained/model.pt"
     ABLATION_MODELS=(--variant "multiview:baseline=$RUN/ablation_baseline/model.pt" --variant "multiview:pretrained=$RUN/ablation_pretrained/model.pt")
 fi
-spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense,integral,di2in "${ABLATION_MODELS[@]}" \
+spinelab benchmark --heldout "$RUN/heldout" --methods multiview,dense,integral,di2in,scnet "${ABLATION_MODELS[@]}" \
     --variant "integral:bilstm_head=$RUN/integral/bilstm_head.pt" --variant "integral:fc_head=$RUN/integral/fc_head.pt" \
     --out docs/BENCHMARKS.md

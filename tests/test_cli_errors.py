@@ -141,3 +141,10 @@ def test_predict_on_a_device_this_machine_lacks(tmp_path, capsys, tiny_model, de
     code, _, err = run(["predict", ct, "--model", tiny_model, "--device", device, "--out", tmp_path / "out"], capsys)
     assert_one_line_error(code, err, *words)
     assert not (tmp_path / "out").exists()
+
+
+def test_segment_with_a_method_that_does_not_segment(tmp_path, capsys):
+    ct = write_nifti(tmp_path / "scan.nii.gz", ct_array())
+    code, _, err = run(["predict", ct, "--method", "dense", "--segment", "--out", tmp_path / "out"], capsys)
+    assert_one_line_error(code, err, "does not segment", "scnet")
+    assert not (tmp_path / "out").exists()

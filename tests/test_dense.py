@@ -16,7 +16,7 @@ from spinelab.methods.dense.train import masked_l1
 from spinelab.targets import dense_labels
 from spinelab.vertebrae import ANATOMICAL_ORDER, LABELS, VERTEBRA_CLASSES
 
-STORAGE_ORDERS = (("R", "A", "S"), ("L", "P", "S"), ("P", "I", "R"), ("S", "R", "A"))
+from orientations import STORAGE_ORDERS
 
 
 def test_the_continuous_scale_is_monotonic_with_t13_and_l6_in_place():

@@ -18,7 +18,8 @@ from spinelab.methods.di2in.sparsity import longest_descending, refine
 from spinelab.targets import gaussian_heatmap
 from spinelab.vertebrae import LABELS, VERTEBRA_CLASSES, class_index
 
-STORAGE_ORDERS = (("R", "A", "S"), ("L", "P", "S"), ("P", "I", "R"), ("S", "R", "A"))
+from orientations import STORAGE_ORDERS
+
 
 TINY = DI2INConfig(crop=(16, 16, 32), channels=(4, 8, 8), supervised_levels=2, min_landmarks=3)
 K = len(VERTEBRA_CLASSES)

@@ -20,7 +20,8 @@ from spinelab.methods.integral.train import balanced_bce, coordinate_loss
 from spinelab.nets.integral import integral_coordinates
 from spinelab.vertebrae import LABELS, VERTEBRA_CLASSES, class_index
 
-STORAGE_ORDERS = (("R", "A", "S"), ("L", "P", "S"), ("P", "I", "R"), ("S", "R", "A"))
+from orientations import STORAGE_ORDERS
+
 TINY = IntegralConfig(spacing_mm=4.0, crop=(32, 32, 48), encoder_channels=(4, 8, 8, 8, 8),
                       decoder_channels=(8, 8, 8, 8), lstm_hidden=8, border=(4, 4, 6))
 

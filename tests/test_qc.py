@@ -184,3 +184,22 @@ def test_centroids_of_another_scan_are_refused_and_those_outside_counted(tmp_pat
         assert [text for text, _, _ in labels] == ["L1", "L1"]  # ring and dot; T12 is not drawn
         assert any(text.get_text().endswith("; 1 centroid(s) and 1 reference centroid(s) outside the volume not shown")
                    for text in ax.texts)
+
+
+def test_a_label_map_is_drawn_where_its_vertebra_lies(tmp_path):
+    """Only the upper cube is labelled (L1) in the P-I-R phantom: the picture changes around the upper cube's
+    markers, in both panels, and not around the lower cube's."""
+    volume = pir_phantom()
+    world = volume.to_world(np.moveaxis(np.indices(volume.shape), 0, -1))
+    labels = volume.with_array(np.where(np.all(np.abs(world - UPPER) <= CUBE_HALF_MM, axis=-1), 20, 0).astype(np.int16))
+    centroids = Centroids(np.array([20, 21]), np.stack([UPPER, LOWER]))
+    plain = imread(render_qc(volume, centroids, tmp_path / "plain.png"))
+    tinted = imread(render_qc(volume, centroids, tmp_path / "tinted.png", label_map=labels))
+    changed = np.abs(tinted[..., :3] - plain[..., :3]).max(axis=-1) > 0.05
+    rows, columns = np.nonzero(changed)
+    markers = marker_centres(plain, REGION_COLOURS["lumbar"])  # two per panel
+    upper = [m for m in markers if m[1] < np.median([n[1] for n in markers])]
+    assert len(rows) > 100 and len(upper) == 2
+    for row, column in zip(rows, columns):
+        nearest = min(markers, key=lambda m: np.hypot(m[0] - column, m[1] - row))
+        assert any(nearest is m for m in upper)

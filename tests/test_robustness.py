@@ -139,11 +139,17 @@ def test_version_and_the_files_each_command_writes_are_in_its_help(capsys):
 
 
 def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
-    scan = write_nifti(spine_ct(), tmp_path / "scan.nii.gz")
-    process = subprocess.Popen([sys.executable, "-m", "spinelab", "predict", str(scan), "--out", str(tmp_path / "out")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    """Ctrl-C while the batch runs: sent once the progress bar shows (not after a fixed delay, which landed
+    before the handler on a busy machine and after the end on an idle one), with ten scans still to go."""
+    ct = spine_ct()
+    scans = [str(write_nifti(ct, tmp_path / f"scan{index}.nii.gz")) for index in range(10)]
+    process = subprocess.Popen([sys.executable, "-m", "spinelab", "predict", *scans, "--out", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, deadline = b"", time.monotonic() + 120
+    while b"predict:" not in seen and time.monotonic() < deadline and process.poll() is None:
+        seen += os.read(process.stderr.fileno(), 256)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, rest = process.communicate(timeout=60)
+    stderr = (seen + rest).decode()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().endswith("spinelab: interrupted")

@@ -192,11 +192,11 @@ def resume_done(records: list[ScanRecord], summary: Path) -> int:
 _WORKER = {}  # the method a worker process loaded, once
 
 
-def _load_worker(method: str, model: str | None, device: str, threads: int) -> None:
+def _load_worker(method: str, model: str | None, device: str, threads: int, segment: bool = False) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER["runner"] = load_method(method, model, device)
+    _WORKER["runner"] = load_method(method, model, device, segment)
 
 
 def _worker_scan(record: ScanRecord, out: Path | None, method: str) -> ScanRecord:
@@ -207,13 +207,13 @@ def _worker_scan(record: ScanRecord, out: Path | None, method: str) -> ScanRecor
 
 
 def _run_in_workers(pending: list[ScanRecord], workers: int, method: str, model: str | None, device: str,
-                    out: Path | None, finished) -> None:
+                    out: Path | None, finished, segment: bool = False) -> None:
     """Run ``pending`` in ``workers`` processes; ``finished(record)`` is called in this process as each ends."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     waiting = list(pending)
     while waiting:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_load_worker,
-                                 initargs=(method, model, device, threads)) as pool:
+                                 initargs=(method, model, device, threads, segment)) as pool:
             futures = {pool.submit(_worker_scan, record, out, method): record for record in waiting}
             waiting = []
             while futures:
@@ -237,8 +237,8 @@ def _run_in_workers(pending: list[ScanRecord], workers: int, method: str, model:
 class RayScanWorker:
     """A Ray actor holding one loaded method (``ray.remote`` is applied when a batch uses Ray)."""
 
-    def __init__(self, method: str, model: str | None, device: str, threads: int):
-        _load_worker(method, model, device, threads)
+    def __init__(self, method: str, model: str | None, device: str, threads: int, segment: bool = False):
+        _load_worker(method, model, device, threads, segment)
         self.method = method
 
     def scan(self, record: ScanRecord, out: Path | None) -> ScanRecord:
@@ -246,7 +246,7 @@ class RayScanWorker:
 
 
 def _run_on_ray(pending: list[ScanRecord], address: str, actors: int, method: str, model: str | None, device: str,
-                out: Path | None, finished) -> None:
+                out: Path | None, finished, segment: bool = False) -> None:
     """Run ``pending`` on Ray actors (``actors`` of them; 0: one per CPU of the cluster)."""
     try:
         import ray
@@ -259,7 +259,7 @@ def _run_on_ray(pending: list[ScanRecord], address: str, actors: int, method: st
     try:
         count = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         remote = ray.remote(num_cpus=1, max_restarts=MAX_TRIES, max_task_retries=MAX_TRIES)(RayScanWorker)
-        free = [remote.remote(method, model, device, 1) for _ in range(min(count, len(pending)))]
+        free = [remote.remote(method, model, device, 1, segment) for _ in range(min(count, len(pending)))]
         queue, running = list(pending), {}
         while queue or running:
             while queue and free:
@@ -281,10 +281,11 @@ def _run_on_ray(pending: list[ScanRecord], address: str, actors: int, method: st
 
 def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, model: str | None = None,
             device: str = "cpu", progress: bool = True, workers: int = 1, resume: bool = False,
-            ray: str | None = None) -> BatchResult:
+            ray: str | None = None, segment: bool = False) -> BatchResult:
     """Predict every CT (files, DICOM folders, folders to search, globs, manifests); a bad scan is
     reported and the batch goes on. ``workers`` processes (or, with ``ray``, Ray actors) share the
-    scans; ``resume`` skips the done ones."""
+    scans; ``resume`` skips the done ones; ``segment`` also writes each scan's vertebra label map
+    (methods that segment)."""
     inputs = expand_inputs([cts] if isinstance(cts, (str, Path)) else cts)
     if not inputs:
         raise SpinelabError("no input scans given")
@@ -307,7 +308,7 @@ def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, mo
             tqdm.write(f"spinelab: skipped {record.input}: {problem}", file=sys.stderr)
     pending = [record for record in result.records if record.status == "pending"]
     # Loaded here even for workers: a bad model file or device is one line before any scan runs.
-    runner = load_method(method, model, device) if pending else None
+    runner = load_method(method, model, device, segment) if pending else None
     bar = tqdm(total=len(pending), desc="predict", unit="scan", disable=not progress, file=sys.stderr)
 
     def finished(record: ScanRecord) -> None:
@@ -321,10 +322,10 @@ def predict(cts, out: str | Path | None = None, method: str = DEFAULT_METHOD, mo
     try:
         if ray is not None and pending:
             runner = None  # each actor loads its own
-            _run_on_ray(pending, ray, workers if workers > 1 else 0, method, model, device, out, finished)
+            _run_on_ray(pending, ray, workers if workers > 1 else 0, method, model, device, out, finished, segment)
         elif workers > 1 and len(pending) > 1:
             runner = None  # each worker loads its own
-            _run_in_workers(pending, min(workers, len(pending)), method, model, device, out, finished)
+            _run_in_workers(pending, min(workers, len(pending)), method, model, device, out, finished, segment)
         else:
             for record in pending:
                 finished(_run_scan(record, runner, out, method))

@@ -28,9 +28,10 @@ def write_outputs(ct: CTVolume, centroids: Centroids, out: Path, case: str, titl
     try:
         write_centroids(centroids, paths["verse"], reference=ct)
         write_centroids(centroids, paths["slicer"])
-        render_qc(ct, centroids, paths["qc"], title=title or case, reference=reference)
-        if label_map is not None:
-            write_nifti(label_map.resampled_onto(ct, order=0, cval=0), paths["label_map"], dtype="int16")
+        on_ct = None if label_map is None else label_map.resampled_onto(ct, order=0, cval=0)
+        render_qc(ct, centroids, paths["qc"], title=title or case, reference=reference, label_map=on_ct)
+        if on_ct is not None:
+            write_nifti(on_ct, paths["label_map"], dtype="int16")
     except BaseException:
         for path in paths.values():
             with contextlib.suppress(FileNotFoundError):

@@ -1,4 +1,5 @@
-"""``spinelab evaluate PRED GT [--out metrics.json] [--reference CT_OR_MASK]``: score centroids against ground truth.
+"""``spinelab evaluate PRED GT [--out metrics.json] [--reference CT_OR_MASK] [--label-maps]``: score centroids
+(or, with ``--label-maps``, vertebra label maps: Dice and Hausdorff distance) against ground truth.
 
 PRED and GT are two centroid files or two folders paired by case id; GT may also be a VerSe or CSI2014
 dataset root (``spinelab.eval.pairing``).
@@ -36,11 +37,27 @@ def _check_options(args) -> None:
         raise SpinelabError(f"--out {out}: {folder} is not a writable folder")
 
 
+def run_label_maps(args) -> int:
+    from spinelab.eval.segmentation import evaluate_label_maps, format_segmentation_table
+    from spinelab.io.files import write_text
+
+    metrics, unmatched_pred, unmatched_gt = evaluate_label_maps(args.pred, args.gt)
+    _report_unmatched("predicted label map(s)", unmatched_pred)
+    _report_unmatched("ground-truth label map(s)", unmatched_gt)
+    print(f"{len(metrics.vertebrae)} case(s), {metrics.summary()['vertebrae']} ground-truth vertebrae")
+    print(format_segmentation_table(metrics))
+    write_text(args.out, json.dumps({"pred": str(args.pred), "gt": str(args.gt), **metrics.to_dict()}, indent=1) + "\n")
+    print(f"metrics written to {args.out}")
+    return 0
+
+
 def run(args) -> int:
     from spinelab.eval.pairing import evaluate_paths
     from spinelab.io.files import write_text
 
     _check_options(args)
+    if args.label_maps:
+        return run_label_maps(args)
     metrics, unmatched_pred, unmatched_gt = evaluate_paths(args.pred, args.gt, args.reference, args.max_distance)
     _report_unmatched("prediction file(s)", unmatched_pred)
     _report_unmatched("ground-truth file(s)", unmatched_gt)
@@ -56,7 +73,8 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="score predicted centroids against ground truth (identification rates, errors)",
+        "evaluate", help="score predicted centroids (identification rates, errors) or label maps (Dice, Hausdorff) "
+                         "against ground truth",
         description="Compare predicted vertebra centroids with ground truth: VerSe and CSI2014 identification "
                     "rates, localization error (mean/median/std/max), one-to-one detection precision/recall, per "
                     "region and overall. PRED and GT are two centroid files or two folders paired by case id (GT may be "
@@ -68,6 +86,10 @@ def register(subparsers) -> None:
                         help="JSON file for all metrics, per case and per vertebra (default: %(default)s)")
     parser.add_argument("--reference", help="CT or mask whose grid voxel-coordinate files refer to "
                                             "(for folders: a folder of <case>_ct.nii.gz files)")
+    parser.add_argument("--label-maps", action="store_true",
+                        help="PRED and GT are vertebra label maps (VerSe numbering; files, or folders of "
+                             "<case>_seg-vert_msk.nii.gz paired by case id; GT may be a dataset root): score Dice and "
+                             "Hausdorff distance per vertebra instead")
     parser.add_argument("--max-distance", type=float, default=MAX_DISTANCE_MM,
                         help="hit/detection distance in mm (default: %(default)g)")
     parser.set_defaults(func=run)

@@ -12,7 +12,7 @@ def register(sub) -> None:
         "predict", help="localize and identify vertebrae in CT scans",
         description="Find and label the vertebrae of each CT. Writes to OUT, per scan: <case>_ctd.json (VerSe "
                     "centroids on the CT's grid, with confidences), <case>.mrk.json (3D Slicer markups), <case>_qc.png "
-                    "(QC picture) and, for methods that segment, <case>_seg-vert_msk.nii.gz; and "
+                    "(QC picture) and, with --segment, <case>_seg-vert_msk.nii.gz; and "
                     "spinelab_summary.csv (every input: status, vertebrae, confidence, review flags, outputs). "
                     "Inputs whose names clash get distinct case names; a failed scan is reported and the batch goes "
                     "on (exit status 2 if any failed).")
@@ -29,6 +29,9 @@ def register(sub) -> None:
                         help="run the scans on a Ray cluster, one model per actor: 'auto' (the cluster this machine "
                              "belongs to), an address, or 'local' (start one here); --workers then counts actors "
                              "(default: one per CPU). Needs pip install \"spinelab[cluster]\"")
+    parser.add_argument("--segment", action="store_true",
+                        help="also write each scan's vertebra label map, <case>_seg-vert_msk.nii.gz in VerSe numbering on "
+                             "the CT's grid, and draw it on the QC picture (methods that segment: scnet)")
     parser.add_argument("--resume", action="store_true",
                         help="skip the scans OUT's summary lists as done whose outputs all exist")
     parser.set_defaults(func=run)
@@ -38,7 +41,7 @@ def run(args) -> int:
     from spinelab.api import predict
 
     result = predict(args.cts, out=args.out, method=args.method, model=args.model, device=args.device,
-                     workers=args.workers, resume=args.resume, ray=args.ray)
+                     workers=args.workers, resume=args.resume, ray=args.ray, segment=args.segment)
     for record in result.records:
         if record.prediction is None:  # failed, or done by an earlier run (--resume)
             continue

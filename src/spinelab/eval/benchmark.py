@@ -53,6 +53,7 @@ class RealCase:
     reference: Centroids
     description: str
     bone: np.ndarray | None = None  # the label map's bone classes on the CT's grid, where it has them
+    vertebrae: CTVolume | None = None  # the label map's vertebrae, VerSe-numbered, on the CT's grid (Dice)
 
     def bone_only(self) -> CTVolume | None:
         """The CT with every voxel outside the label map's bone at -1000 HU: what a perfect bone stage
@@ -125,7 +126,7 @@ def real_cases() -> list[RealCase]:
         has_bone = scheme == "totalsegmentator" and labels.shape == ct.shape and np.allclose(labels.affine, ct.affine)
         bone = labels.with_array(np.isin(labels.array, sorted(TOTALSEGMENTATOR_BONE))) if has_bone else None
         cases.append(RealCase(name, ct, reference.select(uncut_labels(mask.array)), description,
-                              None if bone is None else bone.array))
+                              None if bone is None else bone.array, mask))
         if name == "chest":
             canonical, mask = ct.canonical(), mask.reoriented(("R", "A", "S"))
             bone = None if bone is None else bone.reoriented(("R", "A", "S"))
@@ -134,7 +135,7 @@ def real_cases() -> list[RealCase]:
                 cases.append(RealCase(f"chest {crop}", canonical.cropped(box),
                                       reference.select(uncut_labels(mask.cropped(box).array)),
                                       f"the chest CT cut just beyond {first} and {last}",
-                                      None if bone is None else bone.cropped(box).array))
+                                      None if bone is None else bone.cropped(box).array, mask.cropped(box)))
     return cases
 
 

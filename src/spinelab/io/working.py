@@ -42,10 +42,21 @@ def zscored_volume(ct: CTVolume, spacing_mm: float) -> WorkingVolume:
     return WorkingVolume(resampled.with_array((hu - mean) / std), mean, std)
 
 
-def spine_case(ct: CTVolume, centroids: Centroids, spacing_mm: float, margin_mm: float) -> dict[str, np.ndarray]:
-    """Z-scored volume (float16) cropped in-plane to the labelled spine and ``margin_mm``, with the air
-    value, the class index (0-based, ``VERTEBRA_CLASSES`` order) and voxel position of every vertebra."""
-    working = zscored_volume(ct, spacing_mm)
+def scaled_volume(ct: CTVolume, spacing_mm: float, hu_scale: float) -> WorkingVolume:
+    """The canonical CT at ``spacing_mm``, HU divided by ``hu_scale`` and clipped to [-1, 1] (Payer et al.'s
+    normalization, with 2048)."""
+    resampled = ct.canonical().resampled(spacing_mm, order=1, cval=-1000.0)
+    return WorkingVolume(resampled.with_array(np.clip(resampled.array / hu_scale, -1.0, 1.0).astype(np.float32)),
+                         0.0, hu_scale)
+
+
+def spine_case(ct: CTVolume, centroids: Centroids, spacing_mm: float, margin_mm: float,
+               label_map: CTVolume | None = None, hu_scale: float | None = None) -> dict[str, np.ndarray]:
+    """Z-scored volume (float16; with ``hu_scale``, ``scaled_volume`` instead) cropped in-plane to the labelled
+    spine and ``margin_mm``, with the air value, the class index (0-based, ``VERTEBRA_CLASSES`` order) and
+    voxel position of every vertebra; with ``label_map`` (VerSe numbers on the CT's grid) also ``labels``,
+    the map on the same voxels."""
+    working = zscored_volume(ct, spacing_mm) if hu_scale is None else scaled_volume(ct, spacing_mm, hu_scale)
     volume = working.volume
     known = centroids.select(VERTEBRA_CLASSES)
     voxels = known.to_voxel(volume.affine)
@@ -56,6 +67,10 @@ def spine_case(ct: CTVolume, centroids: Centroids, spacing_mm: float, margin_mm:
             low = max(int(np.floor(voxels[:, axis].min() - margin)), 0)
             box[axis] = slice(low, int(np.ceil(voxels[:, axis].max() + margin)) + 1)
             voxels[:, axis] -= low
-    return {"image": volume.array[tuple(box)].astype(np.float16), "air": np.float32(working.value(-1000.0)),
+    case = {"image": volume.array[tuple(box)].astype(np.float16), "air": np.float32(working.value(-1000.0)),
             "classes": np.array([class_index(label) - 1 for label in known.labels], dtype=np.int64).reshape(-1),
             "points": voxels.reshape(-1, 3).astype(np.float32)}
+    if label_map is not None:
+        labels = label_map.resampled_onto(volume, order=0, cval=0).array
+        case["labels"] = labels[tuple(box)].astype(np.uint8)
+    return case

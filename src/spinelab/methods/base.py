@@ -111,6 +111,8 @@ class Method(ABC):
     name: str = "method"
     model_version: int = 1
     face_margin: float = 0.0  # ``within_volume``: half body sizes a centroid must lie inside the faces
+    can_segment: bool = False  # has ``segment_vertebrae``
+    segment: bool = False  # ``predict`` also returns a vertebra label map (``spinelab predict --segment``)
     config: StoredSettings  # the method's settings, stored in its model file
     meta: dict  # training facts from the model file (data, cases, iterations...)
     written_by: dict  # spinelab version, date and command that wrote the model file
@@ -143,7 +145,11 @@ class Method(ABC):
             canonical = ct.canonical()
         result = self.predict_canonical(canonical, timer)
         centroids = plausible(result.centroids, canonical, result.details, self.face_margin, self.column_deviation_mm)
-        prediction = Prediction(centroids.sorted(), timer.seconds, result.details, result.label_map)
+        label_map = result.label_map
+        if self.segment and len(centroids):
+            with timer("segmentation"):
+                label_map = self.segment_vertebrae(canonical, centroids)
+        prediction = Prediction(centroids.sorted(), timer.seconds, result.details, label_map)
         own = self.review(prediction)
         if result.details.get("off_column") and len(centroids):  # something vertebra-like beside the spine
             own.append(f"off the column, dropped: {', '.join(result.details['off_column'])}")
@@ -153,6 +159,11 @@ class Method(ABC):
     def review(self, prediction: Prediction) -> list[str]:
         """Reasons of the method's own why a person should check the final result (none by default)."""
         return []
+
+    def segment_vertebrae(self, ct: CTVolume, centroids: Centroids) -> CTVolume:
+        """The VerSe label map, on the canonical ``ct``'s grid, of the vertebrae at ``centroids`` (methods
+        with ``can_segment``)."""
+        raise NotImplementedError
 
     @abstractmethod
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:

@@ -59,6 +59,7 @@ LABEL_FONT_SIZE = 7.5
 LABEL_SPACING_PX = 11
 #: Band at the top of a panel kept for its title, free of names.
 TITLE_BAND_PX = 14
+LABEL_ALPHA = 0.4  # opacity of the label map drawn over the bone
 REGION_COLOURS = {
     "cervical": (0.0, 0.78, 1.0),
     "thoracic": (1.0, 0.25, 0.25),
@@ -75,6 +76,7 @@ _OUTLINE = [patheffects.withStroke(linewidth=2, foreground="black")]
 
 class _Panel(NamedTuple):
     image: np.ndarray  # [S, horizontal] display pixels
+    labels: np.ndarray | None  # [S, horizontal] display pixels: the label map's cut through the slab centre
     extent: tuple[float, float, float, float]  # mm: horizontal low, high, S low, high
     title: str
     directions: tuple[str, str, str, str]
@@ -135,11 +137,32 @@ def _spine_curve(canonical: CTVolume, points: Centroids | None) -> np.ndarray | 
     return np.stack([np.interp(levels, voxels[order, 2], voxels[order, axis]) for axis in (0, 1)], axis=1)
 
 
-def _display_image(projection: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+def _display_image(projection: np.ndarray, spacing: tuple[float, float], order: int = 1) -> np.ndarray:
     """Resample a projection to isotropic display pixels, edges kept in place, transposed to [S, other]."""
     zoom = np.asarray(spacing) / DISPLAY_SPACING_MM
-    resampled = ndimage.zoom(projection.astype(np.float32), zoom, order=1, mode="nearest", grid_mode=True)
+    resampled = ndimage.zoom(projection if order == 0 else projection.astype(np.float32), zoom, order=order,
+                             mode="nearest", grid_mode=True)
     return resampled.T
+
+
+def _slab_cut(labels: np.ndarray, axis: int, centre: np.ndarray | None) -> np.ndarray:
+    """The label map on the slab's centre surface (the plane through the spine at every axial level), indexed
+    [other in-plane axis, S] like ``_slab_projection``: a cut shows each vertebra's own extent."""
+    stack = np.moveaxis(labels, axis, 0)  # (projected, kept, S)
+    if centre is None:
+        centre = np.full(stack.shape[2], (stack.shape[0] - 1) / 2)
+    index = np.clip(np.round(centre).astype(int), 0, stack.shape[0] - 1)
+    return np.take_along_axis(stack, index[None, None, :].repeat(stack.shape[1], axis=1), axis=0)[0]
+
+
+def _label_colours(labels: np.ndarray) -> np.ndarray:
+    """RGBA display of a label cut: each vertebra in its region's colour, neighbours told apart by shade."""
+    rgba = np.zeros((*labels.shape, 4), dtype=np.float32)
+    for label in np.unique(labels[labels > 0]):
+        rank = vertebrae.ANATOMICAL_ORDER.index(int(label)) if int(label) in vertebrae.ANATOMICAL_ORDER else 0
+        colour = np.array(REGION_COLOURS.get(vertebrae.region(int(label)), (1.0, 1.0, 1.0))) * (0.6 + 0.4 * (rank % 2))
+        rgba[labels == label] = (*colour, LABEL_ALPHA)
+    return rgba
 
 
 def _panel_rects(sizes_mm: np.ndarray) -> tuple[list[list[float]], float]:
@@ -228,6 +251,8 @@ def _draw_panel(ax, panel: _Panel, px_per_mm: float, centroids: Centroids | None
     extent = panel.extent
     ax.imshow(panel.image, cmap="gray", vmin=BONE_WINDOW[0], vmax=BONE_WINDOW[1], origin="lower", extent=extent,
               interpolation="bilinear", aspect="equal")
+    if panel.labels is not None:
+        ax.imshow(_label_colours(panel.labels), origin="lower", extent=extent, interpolation="nearest", aspect="equal")
     ax.set_xlim(extent[1], extent[0])  # anterior / patient's right on the viewer's left
     ax.set_ylim(extent[2], extent[3])
     ax.apply_aspect()  # names are spread in display space: the axes must be where they will be drawn
@@ -254,8 +279,11 @@ def _draw_panel(ax, panel: _Panel, px_per_mm: float, centroids: Centroids | None
 
 def qc_figure(ct: CTVolume, centroids: Centroids | None, title: str | None = None,
               reference: Centroids | None = None, *, centroids_source: str = "centroids",
-              reference_source: str = "reference") -> Figure:
+              reference_source: str = "reference", label_map: CTVolume | None = None) -> Figure:
     """The QC figure (``FIGURE_SIZE_PX``): sagittal and coronal slab MIPs with the centroids as labelled dots.
+
+    A ``label_map`` (VerSe numbers on ``ct``'s grid) is drawn over each panel as its cut through the
+    slab's centre, tinted by region.
 
     ``reference`` (e.g. ground truth) is drawn as hollow rings joined to the same-label prediction by a
     line. The slab follows the reference when given (it is where the spine really is), else the
@@ -268,6 +296,7 @@ def qc_figure(ct: CTVolume, centroids: Centroids | None, title: str | None = Non
                                                     (reference_outside, "reference centroid(s)")) if count]
     note = f"; {' and '.join(hidden)} outside the volume not shown" if hidden else ""
     canonical = ct.reoriented(("R", "A", "S"))  # the nearest axis order: a picture needs no resampling
+    labels = None if label_map is None else label_map.reoriented(("R", "A", "S")).array
     spacing = canonical.spacing
     curve = _spine_curve(canonical, reference if reference is not None and len(reference) else centroids)
     panels = []
@@ -277,7 +306,9 @@ def qc_figure(ct: CTVolume, centroids: Centroids | None, title: str | None = Non
         extent = (-0.5 * spacing[kept], (canonical.shape[kept] - 0.5) * spacing[kept],
                   -0.5 * spacing[2], (canonical.shape[2] - 0.5) * spacing[2])
         slab = "whole volume" if curve is None else f"{2 * SLAB_HALF_WIDTH_MM[name]:g} mm slab"
-        panels.append(_Panel(_display_image(projection, (spacing[kept], spacing[2])), extent,
+        cut = None if labels is None else _display_image(
+            _slab_cut(labels, axis, None if curve is None else curve[:, axis]), (spacing[kept], spacing[2]), order=0)
+        panels.append(_Panel(_display_image(projection, (spacing[kept], spacing[2])), cut, extent,
                              f"{name} MIP, {slab}{note}", directions,
                              lambda world, kept=kept: (canonical.to_voxel(world) * spacing)[:, [kept, 2]]))
 
@@ -298,12 +329,12 @@ def qc_figure(ct: CTVolume, centroids: Centroids | None, title: str | None = Non
 
 def render_qc(ct: CTVolume, centroids: Centroids | None, path: str | Path, title: str | None = None,
               reference: Centroids | None = None, *, centroids_source: str = "centroids",
-              reference_source: str = "reference") -> Path:
+              reference_source: str = "reference", label_map: CTVolume | None = None) -> Path:
     """Write ``qc_figure`` to ``path`` in the format its extension names (``PICTURE_FORMATS``); returns the path."""
     path = Path(path)
     file_format = picture_format(path)
     figure = qc_figure(ct, centroids, title, reference, centroids_source=centroids_source,
-                       reference_source=reference_source)
+                       reference_source=reference_source, label_map=label_map)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=file_format, dpi=DPI, facecolor="black")
     return path
