@@ -5,6 +5,7 @@ real CTs' label maps, and the time ``predict --segment`` takes on the 512 x 512 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -21,15 +22,20 @@ PAPER = ("Paper (VerSe 2019 test sets, real CTs at 1 mm): Dice 0.909 / 0.898, Ha
          "PE_spine 4.13 mm in cross-validation.")
 
 
-def _segmented(method: SCNetMethod, ct):
-    """``predict`` with segmentation on, and its seconds."""
+@contextlib.contextmanager
+def _segmenting(method: SCNetMethod):
+    """``method.predict`` with segmentation on, inside the block only."""
     method.segment = True
     try:
-        start = time.perf_counter()
-        prediction = method.predict(ct)
-        return prediction, time.perf_counter() - start
+        yield method
     finally:
         method.segment = False
+
+
+def _score(metrics: SegmentationMetrics, case: str, prediction, ct, truth) -> None:
+    """Add one scan's Dice and Hausdorff; no label map (no vertebra found) scores as an empty one."""
+    label_map = prediction.label_map if prediction.label_map is not None else ct.with_array(np.zeros(ct.shape, np.uint8))
+    metrics.vertebrae[case], metrics.false_positives[case] = score_label_maps(label_map, truth)
 
 
 def benchmark_sections(method: SCNetMethod, data: str | Path, limit: int | None = None, variants=None,
@@ -42,29 +48,23 @@ def benchmark_sections(method: SCNetMethod, data: str | Path, limit: int | None 
     for case in tqdm(find_cases(data)[:limit], desc="scnet segmentation", unit="scan", disable=not progress,
                      file=sys.stderr):
         ct, truth, mask = case.load()
-        prediction, took = _segmented(method, ct)
-        seconds.append(took)
+        start = time.perf_counter()
+        with _segmenting(method):
+            prediction = method.predict(ct)
+        seconds.append(time.perf_counter() - start)
         if "spine_xy_mm" in prediction.details and len(truth):
             spine_errors.append(float(np.linalg.norm(np.array(prediction.details["spine_xy_mm"])
                                                      - truth.world[:, :2].mean(axis=0))))
         if mask is not None:
-            if prediction.label_map is None:
-                prediction.label_map = ct.with_array(np.zeros(ct.shape, np.uint8))
-            heldout.vertebrae[case.case_id], heldout.false_positives[case.case_id] = score_label_maps(
-                prediction.label_map, mask)
+            _score(heldout, case.case_id, prediction, ct, mask)
     real = SegmentationMetrics()
     for case in real_cases if real_cases is not None else load_real_cases():
         if case.vertebrae is None:
             continue
-        prediction, _ = _segmented(method, case.ct)
-        label_map = prediction.label_map if prediction.label_map is not None else case.ct.with_array(
-            np.zeros(case.ct.shape, np.uint8))
-        real.vertebrae[case.name], real.false_positives[case.name] = score_label_maps(label_map, case.vertebrae)
-    method.segment = True
-    try:
+        with _segmenting(method):
+            _score(real, case.name, method.predict(case.ct), case.ct, case.vertebrae)
+    with _segmenting(method):
         speed = time_stages(method, speed_test_ct(), repeats=1)
-    finally:
-        method.segment = False
     spine = (f"{np.mean(spine_errors):.2f} mm mean, {np.median(spine_errors):.2f} median, {np.max(spine_errors):.1f} max "
              f"over {len(spine_errors)} scans" if spine_errors else "no scan had a spine found")
     chest = {case: metrics for case, metrics in real.vertebrae.items() if case == "chest"}
