@@ -8,7 +8,7 @@ network outputs; the other methods label first, so the test drops centroids from
 per scan. Writes docs/COLUMN_TEST.md; ``--write`` records ``column_deviation_mm`` in the model
 files (weights and writer unchanged, the change noted in their meta). No real CT is used.
 
-Run: ``python benchmarks/column_test.py VALIDATION_DIR [--methods multiview,dense,integral,di2in] [--write]``.
+Run: ``python benchmarks/column_test.py VALIDATION_DIR [--methods multiview,dense,integral,di2in,scnet] [--write]``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def labelled_runs(name: str, folder: str) -> dict[float | None, DatasetMetrics]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("validation", help="synthetic validation set (VerSe layout)")
-    parser.add_argument("--methods", default="multiview,dense,integral,di2in")
+    parser.add_argument("--methods", default="multiview,dense,integral,di2in,scnet")
     parser.add_argument("--write", action="store_true", help="record the choices in the packaged model files")
     args = parser.parse_args()
     text = ["# Column test of the packaged models", "",
