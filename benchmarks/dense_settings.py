@@ -25,13 +25,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from spinelab.eval.metrics import evaluate_dataset
-from spinelab.eval.report import metrics_table
+from spinelab.eval.report import metrics_table, publish_settings
 from spinelab.io.datasets import find_cases
-from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, StageTimer, load_method
 from spinelab.methods.base import within_volume
 from spinelab.methods.dense.method import spine_pieces
-from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.8, 0.9, 0.95)
@@ -66,11 +64,8 @@ def main() -> int:
             f"**{chosen[0]:g}** (the paper's is 0.5), pieces of the body mask kept from **{chosen[1]:g}** x the "
             "largest (0: all; 1: the largest only).", "",
             metrics_table({f"threshold {t:g}, pieces from {s:g} x largest": results[(t, s)] for t, s in settings}), ""]
-    write_text(ROOT / "docs" / "DENSE_SETTINGS.md", "\n".join(text))
-    print("\n".join(text))
-    if args.write:
-        changes = {"detection_threshold": chosen[0], "component_share": chosen[1]}
-        print(f"{update_model_config(args.model, 'dense', 1, changes)}: {changes}")
+    changes = {"detection_threshold": chosen[0], "component_share": chosen[1]}
+    publish_settings(ROOT / "docs" / "DENSE_SETTINGS.md", text, args.model, "dense", 1, changes, args.write)
     return 0
 
 

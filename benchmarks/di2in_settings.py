@@ -24,13 +24,11 @@ from itertools import product
 from pathlib import Path
 
 from spinelab.eval.metrics import evaluate_decodings
-from spinelab.eval.report import id_rate_then_error, metrics_table
+from spinelab.eval.report import id_rate_then_error, metrics_table, publish_settings
 from spinelab.io.datasets import dataset_scans
-from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, load_method
 from spinelab.methods.base import StageTimer
 from spinelab.methods.di2in.train import MODEL_VERSION
-from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
@@ -84,12 +82,9 @@ def main() -> int:
             "Presence threshold and message passing first (sparsity off), then the sparsity step on the best of "
             "those; chosen by the VerSe id-rate (ties: the lower mean error): **" + name(chosen) + "**.", "",
             metrics_table({name(key): rows[key] for key in rows}), ""]
-    write_text(ROOT / "docs" / "DI2IN_SETTINGS.md", "\n".join(text))
-    print("\n".join(text))
-    if args.write:
-        changes = {key: getattr(config, key) for key in ("presence_threshold", "passes", "alpha", "message_passing",
-                                                          "sparsity", "sparsity_lambda", "replace_consistent")}
-        print(f"{update_model_config(args.model, 'di2in', MODEL_VERSION, changes)}: {changes}")
+    changes = {key: getattr(config, key) for key in ("presence_threshold", "passes", "alpha", "message_passing",
+                                                      "sparsity", "sparsity_lambda", "replace_consistent")}
+    publish_settings(ROOT / "docs" / "DI2IN_SETTINGS.md", text, args.model, "di2in", MODEL_VERSION, changes, args.write)
     return 0
 
 

@@ -21,13 +21,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from spinelab.eval.report import metrics_table
-from spinelab.io.files import write_text
+from spinelab.eval.report import metrics_table, publish_settings
 from spinelab.methods import MODELS_DIR, load_method
 from spinelab.io.datasets import dataset_scans
 from spinelab.methods.integral.ablation import evaluate_runs
 from spinelab.methods.integral.train import MODEL_VERSION
-from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
@@ -57,11 +55,9 @@ def main() -> int:
             f"**{'on' if chosen[2] else 'off'}**.", "",
             metrics_table({f"threshold {t:g}, separation {d:g} mm, decoder {'on' if on else 'off'}": results[(t, d, on)]
                            for t, d, on in settings}), ""]
-    write_text(ROOT / "docs" / "INTEGRAL_SETTINGS.md", "\n".join(text))
-    print("\n".join(text))
-    if args.write:
-        changes = {"presence_threshold": chosen[0], "separation_mm": chosen[1], "decoder": chosen[2]}
-        print(f"{update_model_config(args.model, 'integral', MODEL_VERSION, changes)}: {changes}")
+    changes = {"presence_threshold": chosen[0], "separation_mm": chosen[1], "decoder": chosen[2]}
+    publish_settings(ROOT / "docs" / "INTEGRAL_SETTINGS.md", text, args.model, "integral", MODEL_VERSION, changes,
+                     args.write)
     return 0
 
 

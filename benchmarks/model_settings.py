@@ -23,11 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from spinelab.eval.report import metrics_table
-from spinelab.io.files import write_text
+from spinelab.eval.report import metrics_table, publish_settings
 from spinelab.methods import MODELS_DIR, load_method
 from spinelab.methods.multiview.ablation import evaluate_runs, variant
-from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -67,11 +65,8 @@ def main() -> int:
             f"Written by `python benchmarks/model_settings.py`: the packaged networks (`{Path(args.model).name}`) on "
             "synthetic validation scans, with the settings that need no retraining. No real CT was used.", "",
             *bone_text, *margin_text]
-    write_text(ROOT / "docs" / "MODEL_SETTINGS.md", "\n".join(text))
-    print("\n".join(text))
-    if args.write:
-        changes = {"bone_stage": bone == "bone stage on", "face_margin": margin_runs[margin].face_margin}
-        print(f"{update_model_config(args.model, 'multiview', 1, changes)}: {changes}")
+    changes = {"bone_stage": bone == "bone stage on", "face_margin": margin_runs[margin].face_margin}
+    publish_settings(ROOT / "docs" / "MODEL_SETTINGS.md", text, args.model, "multiview", 1, changes, args.write)
     return 0
 
 

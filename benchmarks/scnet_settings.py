@@ -16,12 +16,10 @@ from itertools import product
 from pathlib import Path
 
 from spinelab.eval.metrics import evaluate_decodings
-from spinelab.eval.report import id_rate_then_error, metrics_table
+from spinelab.eval.report import id_rate_then_error, metrics_table, publish_settings
 from spinelab.io.datasets import dataset_scans
-from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, load_method
 from spinelab.methods.scnet.train import MODEL_VERSION
-from spinelab.training.model_file import update_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -48,11 +46,8 @@ def main() -> int:
             "each heatmap's strongest maxima are, chosen by the VerSe id-rate (ties: the lower mean error): "
             f"**peak threshold {chosen[0]:g}, {chosen[1]} per class**.", "",
             metrics_table({f"peak threshold {t:g}, {n} per class": rows[t, n] for t, n in rows}), ""]
-    write_text(ROOT / "docs" / "SCNET_SETTINGS.md", "\n".join(text))
-    print("\n".join(text))
-    if args.write:
-        changes = {"peak_threshold": chosen[0], "candidates_per_class": chosen[1]}
-        print(f"{update_model_config(args.model, 'scnet', MODEL_VERSION, changes)}: {changes}")
+    changes = {"peak_threshold": chosen[0], "candidates_per_class": chosen[1]}
+    publish_settings(ROOT / "docs" / "SCNET_SETTINGS.md", text, args.model, "scnet", MODEL_VERSION, changes, args.write)
     return 0
 
 

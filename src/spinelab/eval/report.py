@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from spinelab.eval.metrics import DatasetMetrics
 
 METRICS_HEADER = ("| {first} | VerSe id-rate | CSI id-rate | mean error (mm) | median error (mm) | precision | recall |"
@@ -37,3 +39,16 @@ def id_rate_then_error(metrics: DatasetMetrics) -> tuple[float, float]:
     """A sort key for settings chosen on validation scans: the VerSe id-rate, then the lower mean error."""
     mean = metrics.overall.error_stats()["mean"]
     return round(metrics.overall.verse_id_rate or 0.0, 4), -(mean if mean is not None else 1e9)
+
+
+def publish_settings(doc: Path, lines: list[str], model: str | Path, method: str, version: int, changes: dict,
+                     record: bool) -> None:
+    """What a settings script ends with: its report written to ``doc`` and shown, and with ``record`` the
+    chosen ``changes`` written into the model file (``update_model_config``: weights and writer kept)."""
+    from spinelab.io.files import write_text
+    from spinelab.training.model_file import update_model_config
+
+    write_text(doc, "\n".join(lines))
+    print("\n".join(lines))
+    if record:
+        print(f"{update_model_config(model, method, version, changes)}: {changes}")
