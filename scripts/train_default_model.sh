@@ -59,6 +59,9 @@ python benchmarks/scnet_settings.py "$RUN/validation" --write
 # Every packaged model's column test (the bound a centroid may lie off its neighbours' segment), on the same
 # validation scans (docs/COLUMN_TEST.md).
 python benchmarks/column_test.py "$RUN/validation" --write
+# Whether the bone stage takes contrast out of the CT first, the face margin and the review confidence of
+# dense, integral, di2in and scnet, on the same validation scans (docs/SHARED_SETTINGS.md).
+python benchmarks/shared_settings.py "$RUN/validation" --write
 
 ABLATION_MODELS=()
 if [ "${ABLATION:-0}" = 1 ]; then

@@ -53,6 +53,18 @@ def test_packaged_bone_stage_keeps_bone_and_drops_a_dense_venous_bolus(bolus_cas
     assert keep[bolus].mean() < 0.25, "the vessels full of agent are dropped"
 
 
+def test_without_contrast_sets_the_bolus_to_soft_tissue_and_leaves_the_bone(bolus_case, stage):
+    ct = bolus_case.ct.canonical()
+    tissue = bolus_case.tissue.reoriented(("R", "A", "S")).array
+    bright = ct.array > 150
+    bone, bolus = bright & (tissue == kernels.BONE), (tissue == kernels.SOFT) & (ct.array > 1000)
+    out = stage.without_contrast(ct)
+    assert out.shape == ct.shape and np.array_equal(out.affine, ct.affine)
+    assert (out.array[bone] == ct.array[bone]).mean() > 0.85
+    assert (out.array[bolus] == 40).mean() > 0.75
+    assert np.array_equal(out.array[~bright], ct.array[~bright]), "nothing below the cut changes"
+
+
 def test_multiview_renders_only_what_the_bone_stage_keeps(bolus_case, stage):
     config = MultiViewConfig()
     ct = bolus_case.ct.canonical()

@@ -18,6 +18,7 @@ from spinelab.io.formats import read_centroids
 from spinelab.io.images import read_ct, write_nifti
 from spinelab.io.volume import CTVolume
 from spinelab.methods import METHODS, MethodSpec, load_method
+from spinelab.methods.base import Method, Prediction
 from spinelab.training import load_model_file, save_model_file
 
 SOURCE = Path(__file__).parents[1] / "src" / "spinelab"
@@ -160,6 +161,57 @@ def test_the_face_margin_drops_centroids_whose_body_the_faces_cut():
     kept = within_volume(lumbar, ct, details, face_margin=0.5)
     assert kept.labels.tolist() == [23] and details["cut_by_face"] == ["L3", "L5"]
     assert within_volume(lumbar, ct, {}).labels.tolist() == [22, 23, 24]
+
+
+class FixedMethod(Method):
+    """Reports L3 and L5, which the bottom and top faces of ``FIXED_CT`` cut, and L4 whole between them."""
+
+    def __init__(self, **settings):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(**settings)
+
+    @classmethod
+    def from_model_file(cls, model, device):
+        raise NotImplementedError
+
+    def predict_canonical(self, ct, timer):
+        from spinelab.io.centroids import Centroids
+
+        return Prediction(Centroids([22, 23, 24], [[50, 50, 5], [50, 50, 50], [50, 50, 97]], [0.3, 0.6, 0.9]))
+
+
+FIXED_CT = CTVolume(np.zeros((100, 100, 50), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+
+
+def test_predict_drops_what_the_face_margin_in_the_methods_settings_calls_cut():
+    assert FixedMethod(face_margin=0.5).predict(FIXED_CT).centroids.labels.tolist() == [23]
+    assert FixedMethod().predict(FIXED_CT).centroids.labels.tolist() == [22, 23, 24]
+
+
+def test_low_confidence_is_judged_on_the_methods_own_scale():
+    assert "low confidence (< 0.5): L3" in FixedMethod().predict(FIXED_CT).review
+    assert "low confidence (< 0.7): L3 L4" in FixedMethod(review_confidence=0.7).predict(FIXED_CT).review
+    assert not any("low confidence" in reason for reason in FixedMethod(review_confidence=0.2).predict(FIXED_CT).review)
+
+
+def test_with_suppress_contrast_the_method_sees_the_ct_the_bone_stage_cleaned():
+    class SeenMethod(FixedMethod):
+        def predict_canonical(self, ct, timer):
+            self.seen = ct
+            return super().predict_canonical(ct, timer)
+
+    class Stage:
+        def without_contrast(self, ct):
+            return ct.with_array(ct.array + 1.0)
+
+    method = SeenMethod(suppress_contrast=True)
+    method._bone_stage = Stage()
+    prediction = method.predict(FIXED_CT)
+    assert (method.seen.array == 1.0).all() and "bone stage" in prediction.timings
+    plain = SeenMethod()
+    plain.predict(FIXED_CT)
+    assert (plain.seen.array == 0.0).all()
 
 
 def test_an_unknown_method_or_a_method_without_a_packaged_model_says_what_to_do(monkeypatch):

@@ -12,7 +12,8 @@ from spinelab import vertebrae
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 
-#: A vertebra whose label confidence is below this is doubtful.
+#: A vertebra whose label confidence is below this is doubtful, unless the method's settings give a
+#: threshold for its own confidence scale (``review_confidence``, benchmarks/shared_settings.py).
 LOW_CONFIDENCE = 0.5
 #: Slices thicker than this blur the discs between vertebrae.
 THICK_SLICE_MM = 5.0
@@ -32,15 +33,16 @@ def missing_between(labels) -> list[str]:
             if r not in present and vertebrae.ANATOMICAL_ORDER[r] not in _OPTIONAL]
 
 
-def review_reasons(ct: CTVolume, centroids: Centroids, own: list[str]) -> list[str]:
-    """The method's ``own`` reasons plus low confidence, gaps, thick slices and a field of view with no landmark."""
+def review_reasons(ct: CTVolume, centroids: Centroids, own: list[str], low_confidence: float = LOW_CONFIDENCE) -> list[str]:
+    """The method's ``own`` reasons plus confidence below ``low_confidence``, gaps, thick slices and a
+    field of view with no landmark."""
     reasons = list(own)
     if not len(centroids):
         return reasons
     if centroids.confidence is not None:
-        doubtful = [name for name, c in zip(centroids.names(), centroids.confidence) if c < LOW_CONFIDENCE]
+        doubtful = [name for name, c in zip(centroids.names(), centroids.confidence) if c < low_confidence]
         if doubtful:
-            reasons.append(f"low confidence (< {LOW_CONFIDENCE:g}): {' '.join(doubtful)}")
+            reasons.append(f"low confidence (< {low_confidence:g}): {' '.join(doubtful)}")
     gaps = missing_between(centroids.labels)
     if gaps:
         reasons.append(f"labels not consecutive: {' '.join(gaps)} missing")

@@ -109,3 +109,17 @@ class BoneStage:
     def mask(self, volume: CTVolume) -> np.ndarray:
         """Boolean bone mask on ``volume``'s grid."""
         return self.probability_on(volume) >= self.config.threshold
+
+    def without_contrast(self, ct: CTVolume, soft_tissue_hu: float = 40.0) -> CTVolume:
+        """``ct`` with every voxel above ``DRR_CUT_HU`` that the stage does not call bone set to soft
+        tissue HU: contrast agent and calcified plaque gone, bone untouched. Only the bright voxels are
+        looked up in the probability, so a CT at full resolution costs little more than the stage."""
+        from scipy import ndimage
+
+        probability = self.probability(ct)
+        bright = np.nonzero(ct.array > DRR_CUT_HU)
+        coarse = probability.to_voxel(ct.to_world(np.stack(bright, axis=-1)))
+        bone = ndimage.map_coordinates(probability.array, coarse.T, order=1, mode="nearest") >= self.config.threshold
+        array = ct.array.copy()
+        array[tuple(index[~bone] for index in bright)] = soft_tissue_hu
+        return ct.with_array(array)

@@ -322,7 +322,8 @@ def write_report(path: Path, results: dict[str, MethodResult], models: dict[str,
         for name in names]
     text += ["", "## Needs-review flags", "",
              "Every result carries `needs review` reasons (`spinelab.review`, thresholds chosen on synthetic "
-             "validation scans by `benchmarks/review_thresholds.py`). A scan counts as wrong when any vertebra it "
+             "validation scans by `benchmarks/review_thresholds.py`, and each model's review confidence by "
+             "`benchmarks/shared_settings.py`). A scan counts as wrong when any vertebra it "
              "reports is not a VerSe hit (wrong label or over 20 mm away).", "",
              "| method / set | flagged scans | wrong among flagged | wrong among unflagged | reasons (scans) |",
              "|---|---|---|---|---|"]

@@ -3,8 +3,10 @@
 ``Method.predict`` is the only entry point. It canonicalizes the volume (the one place orientation
 is handled), lets the method work on the canonical copy and returns centroids in RAS+ world mm,
 which are the same numbers in the input's frame because canonicalization never moves the world.
-Centroids outside the scanned volume, and with a column test those off the vertebral column, are
-dropped here, for every method.
+With ``suppress_contrast`` the method is handed the canonical copy without contrast agent (the bone
+stage's call). Centroids outside the scanned volume, those the faces cut by more than the face
+margin and, with a column test, those off the vertebral column are dropped here, for every method
+(``MethodSettings``).
 A method may also return a label map on any grid (its affine says where it lies); writers put it
 back on the input's grid. Stage timings are collected so benchmarks can report where the time goes.
 """
@@ -23,7 +25,7 @@ import numpy as np
 from spinelab.decoders.chain import smooth_chain
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
-from spinelab.review import review_reasons
+from spinelab.review import LOW_CONFIDENCE, review_reasons
 from spinelab.settings import StoredSettings
 from spinelab.vertebrae import BODY_SIZES
 
@@ -82,6 +84,20 @@ def face_clearance(centroids: Centroids, ct: CTVolume) -> np.ndarray:
 
 
 @dataclass
+class MethodSettings(StoredSettings):
+    """Settings ``Method.predict`` applies around a method's own work, each chosen per packaged model on
+    synthetic validation scans (benchmarks/column_test.py, benchmarks/shared_settings.py). A method's
+    config dataclass inherits them."""
+
+    column_deviation_mm: float | None = None  # ``on_column``: mm off its neighbours' segment a centroid may lie
+    # the method sees the CT with every voxel above 150 HU that the bone stage (spinelab.bone) does not
+    # call bone set to soft tissue: no contrast agent
+    suppress_contrast: bool = False
+    face_margin: float = 0.0  # ``within_volume``: half body sizes a centroid must lie inside the faces
+    review_confidence: float = LOW_CONFIDENCE  # a vertebra labelled less surely needs review
+
+
+@dataclass
 class Prediction:
     centroids: Centroids
     timings: dict[str, float] = field(default_factory=dict)
@@ -110,7 +126,6 @@ class Method(ABC):
 
     name: str = "method"
     model_version: int = 1
-    face_margin: float = 0.0  # ``within_volume``: half body sizes a centroid must lie inside the faces
     can_segment: bool = False  # has ``segment_vertebrae``
     segment: bool = False  # ``predict`` also returns a vertebra label map (``spinelab predict --segment``)
     config: StoredSettings  # the method's settings, stored in its model file
@@ -134,6 +149,24 @@ class Method(ABC):
     def from_model_file(cls, model: ModelFile, device: str) -> Method:
         """Build the networks from a checked model file."""
 
+    def bone_stage(self):
+        """The packaged bone stage (``spinelab.bone``), loaded once, for ``suppress_contrast``."""
+        if getattr(self, "_bone_stage", None) is None:
+            from spinelab.bone import BoneStage
+
+            self._bone_stage = BoneStage.load(device=getattr(self, "device", "cpu"))
+        return self._bone_stage
+
+    @property
+    def face_margin(self) -> float:
+        """``within_volume``: half body sizes a centroid must lie inside the faces, from the settings."""
+        return getattr(self.config, "face_margin", 0.0)
+
+    @property
+    def review_confidence(self) -> float:
+        """A vertebra labelled less surely than this needs review, on the method's own confidence scale."""
+        return getattr(self.config, "review_confidence", LOW_CONFIDENCE)
+
     @property
     def column_deviation_mm(self) -> float | None:
         """``on_column``: mm a centroid may lie off its neighbours' segment (None: no test), from the settings."""
@@ -143,6 +176,9 @@ class Method(ABC):
         timer = StageTimer()
         with timer("canonicalize"):
             canonical = ct.canonical()
+        if getattr(self.config, "suppress_contrast", False):
+            with timer("bone stage"):
+                canonical = self.bone_stage().without_contrast(canonical)
         result = self.predict_canonical(canonical, timer)
         centroids = plausible(result.centroids, canonical, result.details, self.face_margin, self.column_deviation_mm)
         label_map = result.label_map
@@ -153,7 +189,7 @@ class Method(ABC):
         own = self.review(prediction)
         if result.details.get("off_column") and len(centroids):  # something vertebra-like beside the spine
             own.append(f"off the column, dropped: {', '.join(result.details['off_column'])}")
-        prediction.review = review_reasons(ct, prediction.centroids, own)
+        prediction.review = review_reasons(ct, prediction.centroids, own, self.review_confidence)
         return prediction
 
     def review(self, prediction: Prediction) -> list[str]:

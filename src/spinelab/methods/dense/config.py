@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spinelab.errors import SpinelabError
-from spinelab.settings import StoredSettings
+from spinelab.methods.base import MethodSettings
 
 
 @dataclass
-class DenseConfig(StoredSettings):
+class DenseConfig(MethodSettings):
     spacing_mm: float = 2.0  # the CT is resampled to this isotropic spacing
     hu_window: tuple[float, float] = (-300.0, 1700.0)  # HU mapped to [0, 1], clipped outside
     detection_patch: tuple[int, int, int] = (48, 48, 64)  # training and inference
@@ -35,7 +35,6 @@ class DenseConfig(StoredSettings):
     elastic_sigma: float = 0.7  # pixels: random displacements on a 3 x 3 grid (the paper's elasticdeform)
     min_voxels_mm3: float = 3000.0  # a label needs max(this, 0.4 R^3) mm^3 of voxels (the paper's 3000 voxels at 1 mm)
     disc_radius_scale: float = 1.0  # dense labels: disc radius as a share of the level's half body depth
-    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("detection_patch", "detection_border", "slab", "bottom_kernel", "detection_channels",

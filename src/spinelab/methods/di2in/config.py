@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spinelab.errors import SpinelabError
-from spinelab.settings import StoredSettings
+from spinelab.methods.base import MethodSettings
 
 
 @dataclass
-class DI2INConfig(StoredSettings):
+class DI2INConfig(MethodSettings):
     spacing_mm: float = 4.0  # the CT is resampled to this isotropic spacing
     crop: tuple[int, int, int] = (32, 32, 96)  # training crop and inference patch (R, A, S) voxels
     channels: tuple[int, ...] = (8, 16, 32, 64, 96)  # encoder widths at 1, 1/2, 1/4, 1/8, 1/16
@@ -41,7 +41,6 @@ class DI2INConfig(StoredSettings):
     replace_consistent: bool = True  # the paper's: every landmark is reconstructed (False: only the outliers)
     message_passing: bool = True
     sparsity: bool = True
-    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("crop", "channels"):

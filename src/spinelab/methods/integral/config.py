@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spinelab.errors import SpinelabError
-from spinelab.settings import StoredSettings
+from spinelab.methods.base import MethodSettings
 
 
 @dataclass
-class IntegralConfig(StoredSettings):
+class IntegralConfig(MethodSettings):
     spacing_mm: float = 2.0  # the CT is resampled to this isotropic spacing (the paper's)
     crop: tuple[int, int, int] = (80, 80, 112)  # (R, A, S) voxels
     encoder_channels: tuple[int, ...] = (16, 32, 64, 96, 128)  # stem, then one width per scale (1/2 ... 1/16)
@@ -30,7 +30,6 @@ class IntegralConfig(StoredSettings):
     cluster_radius_mm: float = 8.0  # a class's crop coordinates within this of each other form one cluster
     separation_mm: float = 8.0  # two classes' clusters closer than this are one vertebra (the heavier keeps it)
     decoder: bool = False  # relabel the clusters with the shared consecutive-label decoder
-    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("crop", "encoder_channels", "decoder_channels", "border"):

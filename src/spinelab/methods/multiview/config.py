@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from spinelab.bone.stage import DRR_CUT_HU
 from spinelab.errors import SpinelabError
+from spinelab.review import LOW_CONFIDENCE
 from spinelab.settings import StoredSettings
 
 
@@ -44,6 +45,7 @@ class MultiViewConfig(StoredSettings):
     spine_detection_score: float = 0.7  # a spine needs a candidate the localizer scores at least this ...
     spine_label_confidence: float = 0.5  # ... and one the identifier labels this surely; else no vertebrae
     review_view_agreement: float = 0.5  # a vertebra fewer of whose views agree on its label needs review
+    review_confidence: float = LOW_CONFIDENCE  # ... and so does one labelled less surely than this
     face_margin: float = 0.0  # half body sizes a centroid must lie inside the faces (benchmarks/model_settings.py)
 
     def __post_init__(self):

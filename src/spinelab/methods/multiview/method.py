@@ -36,7 +36,6 @@ class MultiViewMethod(Method):
         self.device = device
         self.meta = meta or {}
         self.bone = bone if config.bone_stage else None
-        self.face_margin = config.face_margin
 
     @classmethod
     def from_model_file(cls, model: ModelFile, device: str) -> MultiViewMethod:

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spinelab.errors import SpinelabError
-from spinelab.settings import StoredSettings
+from spinelab.methods.base import MethodSettings
 
 LEVELS_MULTIPLE = 16  # 4 poolings
 
 
 @dataclass
-class SCNetConfig(StoredSettings):
+class SCNetConfig(MethodSettings):
     hu_scale: float = 2048.0  # CT values are HU / this, clipped to [-1, 1] (the paper's)
     # §2.1 spine localization
     spine_spacing_mm: float = 8.0
@@ -57,7 +57,6 @@ class SCNetConfig(StoredSettings):
     segment_crop: tuple[int, int, int] = (64, 80, 48)  # 128 x 160 x 96 mm: A-P room for the spinous process
     segment_channels: tuple[int, ...] = (8, 16, 32, 32, 32)
     segment_sigma_mm: float = 6.0  # the guiding heatmap channel around the vertebra's centroid
-    column_deviation_mm: float | None = None  # mm off its neighbours' segment a centroid may lie (benchmarks/column_test.py)
 
     def __post_init__(self):
         for name in ("spine_input", "spine_channels", "crop", "channels", "segment_crop", "segment_channels"):
