@@ -19,9 +19,9 @@ confidence below which a vertebra needs review. Synthetic validation scans only.
 
 Each method predicts once per scan and contrast setting with no margin and no column test; each
 margin, then the method's own column test, is applied to those centroids as ``Method.predict``
-applies them, and the review threshold is chosen on the centroids the chosen margin keeps. Writes docs/SHARED_SETTINGS.md;
-``--write`` records both in the model files (weights and writer unchanged, the change noted in their
-meta). No real CT is used.
+applies them, and the review threshold is chosen on the centroids the chosen margin keeps. Writes
+docs/SHARED_SETTINGS.md; ``--write`` records the three settings in the model files (weights and
+writer unchanged, the change noted in their meta). No real CT is used.
 
 Run: ``python benchmarks/shared_settings.py VALIDATION_DIR [--methods dense,integral,di2in,scnet] [--write]``.
 """
@@ -99,8 +99,9 @@ def main() -> int:
             "sizes a centroid must lie inside the volume's faces (chosen by the best F1 of precision and recall, ties: "
             "the smaller margin). A vertebra whose label confidence is below the review confidence is flagged for "
             "review (chosen by the best F1 of flagged against wrong vertebrae, a wrong one being any that is not a "
-            "VerSe hit; ties: the lower threshold). multiview chooses both in scripts of its own (docs/MODEL_SETTINGS.md, "
-            "docs/REVIEW_THRESHOLDS.md). No real CT was used.",
+            "VerSe hit; ties: the lower threshold). multiview renders its DRRs from the bone stage's voxels and chooses its "
+            "face margin and review confidence in scripts of its own (docs/MODEL_SETTINGS.md, docs/REVIEW_THRESHOLDS.md). "
+            "No real CT was used.",
             ""]
     changes = {}
     for name in args.methods.split(","):

@@ -14,6 +14,7 @@ import spinelab
 from spinelab.cli import main
 from spinelab.errors import SpinelabError
 from spinelab.io.datasets import find_cases
+from spinelab.io.centroids import Centroids
 from spinelab.io.formats import read_centroids
 from spinelab.io.images import read_ct, write_nifti
 from spinelab.io.volume import CTVolume
@@ -147,12 +148,15 @@ def test_a_config_change_keeps_the_weights_and_the_writer_and_is_recorded(tmp_pa
         update_model_config(path, "multiview", 1, {"margin": 1.0})
 
 
+FIXED_CT = CTVolume(np.zeros((100, 100, 50), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))  # z from -1 to 99 mm
+#: L3, L4, L5 in ``FIXED_CT``: the bottom and top faces cut L3 and L5, L4 is whole.
+FIXED_LUMBAR = Centroids([22, 23, 24], [[50, 50, 5], [50, 50, 50], [50, 50, 97]], [0.3, 0.6, 0.9])
+
+
 def test_the_face_margin_drops_centroids_whose_body_the_faces_cut():
-    from spinelab.io.centroids import Centroids
     from spinelab.methods.base import face_clearance, within_volume
 
-    ct = CTVolume(np.zeros((100, 100, 50), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))  # z from -1 to 99 mm
-    lumbar = Centroids([22, 23, 24], [[50, 50, 5], [50, 50, 50], [50, 50, 97]])  # L3, L4, L5
+    ct, lumbar = FIXED_CT, FIXED_LUMBAR
     clearance = face_clearance(lumbar, ct)
     # L3 6 mm above the bottom face (half height 13.25), L4 limited by its half width 25.5 at 49.5 mm
     # from the side faces, L5 2 mm below the top face (half height 13).
@@ -164,7 +168,7 @@ def test_the_face_margin_drops_centroids_whose_body_the_faces_cut():
 
 
 class FixedMethod(Method):
-    """Reports L3 and L5, which the bottom and top faces of ``FIXED_CT`` cut, and L4 whole between them."""
+    """Reports ``FIXED_LUMBAR`` whatever the CT."""
 
     def __init__(self, **settings):
         from types import SimpleNamespace
@@ -176,12 +180,7 @@ class FixedMethod(Method):
         raise NotImplementedError
 
     def predict_canonical(self, ct, timer):
-        from spinelab.io.centroids import Centroids
-
-        return Prediction(Centroids([22, 23, 24], [[50, 50, 5], [50, 50, 50], [50, 50, 97]], [0.3, 0.6, 0.9]))
-
-
-FIXED_CT = CTVolume(np.zeros((100, 100, 50), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+        return Prediction(FIXED_LUMBAR)
 
 
 def test_predict_drops_what_the_face_margin_in_the_methods_settings_calls_cut():
@@ -355,7 +354,6 @@ def test_a_step_with_non_finite_gradients_is_skipped_and_the_weights_stay_finite
 def test_the_benchmark_prints_each_papers_figures_beside_ours():
     from spinelab.eval.benchmark import MethodResult, published_table
     from spinelab.eval.metrics import evaluate_dataset
-    from spinelab.io.centroids import Centroids
     from spinelab.vertebrae import LABELS
 
     truth = Centroids([LABELS["L1"], LABELS["L2"]], [[0, 0, 30], [0, 0, 0]])

@@ -118,8 +118,9 @@ class BoneStage:
 
         probability = self.probability(ct)
         bright = np.nonzero(ct.array > DRR_CUT_HU)
-        coarse = probability.to_voxel(ct.to_world(np.stack(bright, axis=-1)))
-        bone = ndimage.map_coordinates(probability.array, coarse.T, order=1, mode="nearest") >= self.config.threshold
+        voxel_to_coarse = np.linalg.inv(probability.affine) @ ct.affine  # one transform, not world and back
+        coarse = voxel_to_coarse[:3, :3] @ np.stack(bright) + voxel_to_coarse[:3, 3:]
+        bone = ndimage.map_coordinates(probability.array, coarse, order=1, mode="nearest") >= self.config.threshold
         array = ct.array.copy()
         array[tuple(index[~bone] for index in bright)] = soft_tissue_hu
         return ct.with_array(array)
