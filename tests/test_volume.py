@@ -41,6 +41,16 @@ def test_block_averaging_keeps_world_positions():
     np.testing.assert_allclose(world_centre_of_mass(averaged), world_centre_of_mass(volume), atol=0.05)
 
 
+
+def test_block_averaging_is_the_mean_of_each_whole_block():
+    values = np.random.default_rng(0).integers(-1000, 3072, (13, 10, 7)).astype(np.int16)
+    averaged = CTVolume(values, np.diag([0.7, 1.0, 2.0, 1.0])).block_averaged(2.0)  # blocks of 3 x 2 x 1
+    assert averaged.shape == (4, 5, 7), "the trailing voxel row that fills no block is dropped"
+    expected = [[[values[3 * i:3 * i + 3, 2 * j:2 * j + 2, k].mean() for k in range(7)] for j in range(5)]
+                for i in range(4)]
+    assert averaged.array.dtype == np.float32
+    np.testing.assert_allclose(averaged.array, expected, rtol=1e-6)
+
 def test_canonical_undoes_every_axis_order_and_flip():
     canonical = blob_volume().canonical()
     assert canonical.axcodes == ("R", "A", "S")

@@ -110,14 +110,14 @@ class BoneStage:
         """Boolean bone mask on ``volume``'s grid."""
         return self.probability_on(volume) >= self.config.threshold
 
-    def without_contrast(self, ct: CTVolume, soft_tissue_hu: float = 40.0) -> CTVolume:
-        """``ct`` with every voxel above ``DRR_CUT_HU`` that the stage does not call bone set to soft
-        tissue HU: contrast agent and calcified plaque gone, bone untouched. Only the bright voxels are
-        looked up in the probability, so a CT at full resolution costs little more than the stage."""
+    def without_contrast(self, ct: CTVolume, soft_tissue_hu: float = 40.0, bright_hu: float = DRR_CUT_HU) -> CTVolume:
+        """``ct`` with every voxel above ``bright_hu`` that the stage does not call bone set to
+        ``soft_tissue_hu``: contrast agent and calcified plaque gone, bone untouched. Only the bright
+        voxels are looked up in the probability, so this costs little more than the stage itself."""
         from scipy import ndimage
 
         probability = self.probability(ct)
-        bright = np.nonzero(ct.array > DRR_CUT_HU)
+        bright = np.nonzero(ct.array > bright_hu)
         voxel_to_coarse = np.linalg.inv(probability.affine) @ ct.affine  # one transform, not world and back
         coarse = voxel_to_coarse[:3, :3] @ np.stack(bright) + voxel_to_coarse[:3, 3:]
         bone = ndimage.map_coordinates(probability.array, coarse, order=1, mode="nearest") >= self.config.threshold

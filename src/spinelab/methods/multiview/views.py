@@ -25,9 +25,10 @@ def rendering_volume(ct: CTVolume, config: MultiViewConfig, bone: BoneStage | No
     a ``bone`` stage only the voxels it calls bone attenuate.
     """
     volume = ct.block_averaged(config.volume_spacing)
+    if bone is not None:  # what is not bone drops to the cut, so it does not attenuate
+        volume = bone.without_contrast(volume, soft_tissue_hu=config.bone_threshold_hu,
+                                       bright_hu=config.bone_threshold_hu)
     attenuating = np.maximum(volume.array.astype(np.float32) - config.bone_threshold_hu, 0.0)
-    if bone is not None:
-        attenuating[~bone.mask(volume)] = 0.0
     return volume.with_array(attenuating - 1000.0)
 
 
