@@ -14,6 +14,7 @@ Run: ``python benchmarks/column_test.py VALIDATION_DIR [--methods multiview,dens
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def labelled_runs(name: str, folder: str) -> dict[float | None, DatasetMetrics]:
     return {bound: evaluate_dataset(p) for bound, p in pairs.items()}
 
 
+def kept_sections(doc: Path) -> dict[str, list[str]]:
+    """The per-model sections of an earlier report, so that a run over some models keeps the others'."""
+    sections: dict[str, list[str]] = {}
+    if doc.exists():
+        for part in re.split(r"(?m)^(?=## )", doc.read_text())[1:]:
+            sections[part.split(":")[0].removeprefix("## ")] = part.rstrip("\n").split("\n") + [""]
+    return sections
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("validation", help="synthetic validation set (VerSe layout)")
@@ -66,16 +76,16 @@ def main() -> int:
             f"`{args.validation}` ({len(find_cases(args.validation))} scans) with the column test off and at each bound. "
             "Chosen by the highest VerSe id-rate (ties: the higher precision, then the looser test). No real CT was used.",
             ""]
-    chosen = {}
+    chosen, sections = {}, kept_sections(ROOT / "docs" / "COLUMN_TEST.md")
     for name in args.methods.split(","):
         results = multiview_runs(args.validation) if name == "multiview" else labelled_runs(name, args.validation)
         best = max(BOUNDS, key=lambda b: (round(results[b].overall.verse_id_rate or 0.0, 3),
                                           round(results[b].overall.precision or 0.0, 3), b is None, b or 0.0))
         chosen[name] = best
-        text += [f"## {name}: **{_name(best)}**", "",
-                 metrics_table({_name(bound): metrics for bound, metrics in results.items()}, first="column test"), ""]
-        print("\n".join(text[-4:]), flush=True)
-    write_text(ROOT / "docs" / "COLUMN_TEST.md", "\n".join(text))
+        sections[name] = [f"## {name}: **{_name(best)}**", "",
+                          metrics_table({_name(b): metrics for b, metrics in results.items()}, first="column test"), ""]
+        print("\n".join(sections[name]), flush=True)
+    write_text(ROOT / "docs" / "COLUMN_TEST.md", "\n".join(text + [line for lines in sections.values() for line in lines]))
     if args.write:
         for name, bound in chosen.items():
             method = load_method(name)
