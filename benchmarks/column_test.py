@@ -85,7 +85,8 @@ def main() -> int:
         sections[name] = [f"## {name}: **{_name(best)}**", "",
                           metrics_table({_name(b): metrics for b, metrics in results.items()}, first="column test"), ""]
         print("\n".join(sections[name]), flush=True)
-    write_text(ROOT / "docs" / "COLUMN_TEST.md", "\n".join(text + [line for lines in sections.values() for line in lines]))
+    report = text + [line for lines in sections.values() for line in lines]
+    write_text(ROOT / "docs" / "COLUMN_TEST.md", "\n".join(report))
     if args.write:
         for name, bound in chosen.items():
             method = load_method(name)

@@ -41,7 +41,6 @@ def test_block_averaging_keeps_world_positions():
     np.testing.assert_allclose(world_centre_of_mass(averaged), world_centre_of_mass(volume), atol=0.05)
 
 
-
 def test_block_averaging_is_the_mean_of_each_whole_block():
     values = np.random.default_rng(0).integers(-1000, 3072, (13, 10, 7)).astype(np.int16)
     averaged = CTVolume(values, np.diag([0.7, 1.0, 2.0, 1.0])).block_averaged(2.0)  # blocks of 3 x 2 x 1
@@ -62,3 +61,18 @@ def test_canonical_undoes_every_axis_order_and_flip():
             again = stored.canonical()
             np.testing.assert_array_equal(again.array, canonical.array)
             np.testing.assert_allclose(again.affine, canonical.affine, atol=1e-9)
+
+
+def test_resampling_a_column_major_array_gives_the_row_major_result():
+    """NIfTI arrays are column-major; resampling reads them through their transpose, which must not move a voxel."""
+    values = np.random.default_rng(1).normal(0.0, 300.0, (30, 25, 20)).astype(np.float32)
+    affine = np.array([[0.9, 0.1, 0, 5], [0, 1.2, 0.2, -3], [0.05, 0, 2.0, 7], [0, 0, 0, 1.0]])
+    row_major = CTVolume(np.ascontiguousarray(values), affine)
+    column_major = CTVolume(np.asfortranarray(values), affine)
+    grid = CTVolume(np.zeros((15, 17, 12), np.float32), np.array([[1.7, 0, 0.1, 2], [0.05, 1.5, 0, 1],
+                                                                  [0, 0, 2.2, 9], [0, 0, 0, 1.0]]))
+    for order in (0, 1):
+        np.testing.assert_array_equal(column_major.resampled_onto(grid, order=order, cval=-5.0).array,
+                                      row_major.resampled_onto(grid, order=order, cval=-5.0).array)
+    spacing = (1.1, 2.5, 0.7)
+    np.testing.assert_array_equal(column_major.resampled(spacing).array, row_major.resampled(spacing).array)

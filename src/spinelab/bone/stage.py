@@ -117,10 +117,18 @@ class BoneStage:
         from scipy import ndimage
 
         probability = self.probability(ct)
-        bright = np.nonzero(ct.array > bright_hu)
+        bright = _nonzero(ct.array > bright_hu)
         voxel_to_coarse = np.linalg.inv(probability.affine) @ ct.affine  # one transform, not world and back
         coarse = voxel_to_coarse[:3, :3] @ np.stack(bright) + voxel_to_coarse[:3, 3:]
         bone = ndimage.map_coordinates(probability.array, coarse, order=1, mode="nearest") >= self.config.threshold
-        array = ct.array.copy()
+        array = ct.array.copy(order="K")  # NIfTI arrays are column-major: a row-major copy would transpose
         array[tuple(index[~bone] for index in bright)] = soft_tissue_hu
         return ct.with_array(array)
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``np.nonzero`` read in the array's own memory order: several times faster on the column-major
+    arrays NIfTI files give."""
+    if mask.flags.f_contiguous and not mask.flags.c_contiguous:
+        return np.nonzero(mask.T)[::-1]
+    return np.nonzero(mask)

@@ -163,9 +163,8 @@ class CTVolume:
                      for n, r, m in zip(shape, ratio, self.shape)]
             array = self.array[np.ix_(*grids)]
         else:
-            array = ndimage.affine_transform(
-                self.array.astype(np.float32, copy=False), ratio, output_shape=shape, order=order,
-                mode="constant", cval=fill, prefilter=False)
+            array = _affine_transform(self.array, ratio, shape, output=np.float32, order=order, mode="constant",
+                                      cval=fill, prefilter=False)  # read as it is: no float copy of a full CT
         affine = self.affine.copy()
         affine[:3, :3] = self.affine[:3, :3] * ratio
         return CTVolume(array, affine, self.source)
@@ -182,8 +181,7 @@ class CTVolume:
                    cval: float, mode: str = "constant") -> np.ndarray:
         """``values`` (on this grid) interpolated at the voxels of the grid ``affine`` and ``shape``."""
         voxel_to_voxel = np.linalg.inv(self.affine) @ affine
-        return ndimage.affine_transform(values, voxel_to_voxel, output_shape=shape, order=order, mode=mode,
-                                        cval=cval, prefilter=False)
+        return _affine_transform(values, voxel_to_voxel, shape, order=order, mode=mode, cval=cval, prefilter=False)
 
     def block_averaged(self, target_spacing: float) -> CTVolume:
         """Average blocks of whole voxels to approach ``target_spacing`` mm: fast and exact in geometry.
@@ -200,6 +198,18 @@ class CTVolume:
         affine[:3, :3] = self.affine[:3, :3] * factors
         affine[:3, 3] = self.to_world((factors - 1) / 2.0)
         return CTVolume(array, affine, self.source)
+
+
+def _affine_transform(values: np.ndarray, matrix: np.ndarray, shape, **options) -> np.ndarray:
+    """``ndimage.affine_transform`` (``matrix``: a diagonal or a homogeneous 4 x 4) into a row-major array.
+    A column-major input, as NIfTI files give, is read through its transpose, in memory order: several
+    times faster than striding across it."""
+    if values.flags.f_contiguous and not values.flags.c_contiguous:
+        matrix = np.asarray(matrix)
+        reversed_axes = matrix[::-1] if matrix.ndim == 1 else matrix[np.ix_([2, 1, 0, 3], [2, 1, 0, 3])]
+        flipped = ndimage.affine_transform(values.T, reversed_axes, output_shape=tuple(shape)[::-1], **options)
+        return np.ascontiguousarray(flipped.T)
+    return ndimage.affine_transform(values, matrix, output_shape=shape, **options)
 
 
 def _block_mean(array: np.ndarray, factors) -> np.ndarray:
