@@ -14,16 +14,14 @@ Run: ``python benchmarks/column_test.py VALIDATION_DIR [--methods multiview,dens
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
-from spinelab.eval.report import metrics_table
+from spinelab.eval.report import metrics_table, write_model_report
 from spinelab.io.datasets import find_cases
-from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, load_method
 from spinelab.methods.base import on_column
 from spinelab.methods.multiview.ablation import evaluate_runs, variant
@@ -56,15 +54,6 @@ def labelled_runs(name: str, folder: str) -> dict[float | None, DatasetMetrics]:
     return {bound: evaluate_dataset(p) for bound, p in pairs.items()}
 
 
-def kept_sections(doc: Path) -> dict[str, list[str]]:
-    """The per-model sections of an earlier report, so that a run over some models keeps the others'."""
-    sections: dict[str, list[str]] = {}
-    if doc.exists():
-        for part in re.split(r"(?m)^(?=## )", doc.read_text())[1:]:
-            sections[part.split(":")[0].removeprefix("## ")] = part.rstrip("\n").split("\n") + [""]
-    return sections
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("validation", help="synthetic validation set (VerSe layout)")
@@ -76,7 +65,7 @@ def main() -> int:
             f"`{args.validation}` ({len(find_cases(args.validation))} scans) with the column test off and at each bound. "
             "Chosen by the highest VerSe id-rate (ties: the higher precision, then the looser test). No real CT was used.",
             ""]
-    chosen, sections = {}, kept_sections(ROOT / "docs" / "COLUMN_TEST.md")
+    chosen, sections = {}, {}
     for name in args.methods.split(","):
         results = multiview_runs(args.validation) if name == "multiview" else labelled_runs(name, args.validation)
         best = max(BOUNDS, key=lambda b: (round(results[b].overall.verse_id_rate or 0.0, 3),
@@ -85,8 +74,7 @@ def main() -> int:
         sections[name] = [f"## {name}: **{_name(best)}**", "",
                           metrics_table({_name(b): metrics for b, metrics in results.items()}, first="column test"), ""]
         print("\n".join(sections[name]), flush=True)
-    report = text + [line for lines in sections.values() for line in lines]
-    write_text(ROOT / "docs" / "COLUMN_TEST.md", "\n".join(report))
+    write_model_report(ROOT / "docs" / "COLUMN_TEST.md", text, sections)
     if args.write:
         for name, bound in chosen.items():
             method = load_method(name)

@@ -37,9 +37,8 @@ from model_settings import MARGINS, f1
 from tqdm import tqdm
 
 from spinelab.eval.metrics import evaluate_dataset, evaluate_scan
-from spinelab.eval.report import metrics_table
+from spinelab.eval.report import metrics_table, write_model_report
 from spinelab.io.datasets import find_cases
-from spinelab.io.files import write_text
 from spinelab.methods import MODELS_DIR, load_method
 from spinelab.methods.base import plausible
 from spinelab.training.model_file import update_model_config
@@ -103,7 +102,7 @@ def main() -> int:
             "face margin and review confidence in scripts of its own (docs/MODEL_SETTINGS.md, docs/REVIEW_THRESHOLDS.md). "
             "No real CT was used.",
             ""]
-    changes = {}
+    changes, sections = {}, {}
     for name in args.methods.split(","):
         runs = margin_runs(name, args.validation)
         plain = {suppress: evaluate_dataset(runs[suppress][0.0]) for suppress in runs}
@@ -117,7 +116,7 @@ def main() -> int:
         changes[name] = {"suppress_contrast": suppress, "face_margin": margin, "review_confidence": threshold}
         rows = {f"{m:g}": metrics for m, metrics in results.items()}
         cells = {f"{m:g}": (f"{scores[m]:.3f}", str(metrics.overall.n_pred)) for m, metrics in results.items()}
-        text += [f"## {name}: contrast suppressed **{'yes' if suppress else 'no'}**, face margin **{margin:g}**, "
+        section = [f"## {name}: contrast suppressed **{'yes' if suppress else 'no'}**, face margin **{margin:g}**, "
                  f"review confidence **{threshold:g}**", "",
                  metrics_table({"CT as it is": plain[False], "contrast suppressed": plain[True]}, "input"), "",
                  metrics_table(rows, "face margin", ("F1", "predictions"), cells), "",
@@ -125,10 +124,10 @@ def main() -> int:
                  "|---|---|---|---|---|"]
         for t, (flagged, hits, wrong, score) in flags.items():
             share = f"{100 * hits / flagged:.1f} %" if flagged else "-"
-            text.append(f"| {t:g} | {flagged}/{reported} | {share} | {hits}/{wrong} | {score:.3f} |")
-        text.append("")
-        print("\n".join(text[-(len(flags) + 14):]), flush=True)
-    write_text(ROOT / "docs" / "SHARED_SETTINGS.md", "\n".join(text))
+            section.append(f"| {t:g} | {flagged}/{reported} | {share} | {hits}/{wrong} | {score:.3f} |")
+        sections[name] = [*section, ""]
+        print("\n".join(sections[name]), flush=True)
+    write_model_report(ROOT / "docs" / "SHARED_SETTINGS.md", text, sections)
     if args.write:
         for name, change in changes.items():
             path = MODELS_DIR / f"{name}.pt"

@@ -281,3 +281,18 @@ def test_evaluate_reads_the_shared_verse_cases_on_their_masks(tmp_path):
     assert unmatched_pred == unmatched_gt == []
     assert metrics.overall.verse_id_rate == 1.0
     np.testing.assert_allclose(metrics.overall.errors, 10.0)
+
+
+def test_a_model_report_rewritten_for_some_models_keeps_the_others_sections(tmp_path):
+    from spinelab.eval.report import write_model_report
+
+    doc = tmp_path / "SETTINGS.md"
+    head = ["# Settings", "", "How they were chosen.", ""]
+    write_model_report(doc, head, {"dense": ["## dense: **on**", "", "old dense", ""],
+                                   "scnet": ["## scnet: **off**", "", "scnet table", ""]})
+    write_model_report(doc, head, {"dense": ["## dense: **off**", "", "new dense", ""],
+                                   "di2in": ["## di2in: **30 mm**", "", "di2in table", ""]})
+    text = doc.read_text()
+    assert text.startswith("# Settings\n\nHow they were chosen.\n\n## dense: **off**")
+    assert "old dense" not in text and "new dense" in text and "scnet table" in text
+    assert text.index("## scnet") < text.index("## di2in"), "a kept section stays where it was"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from spinelab.eval.metrics import DatasetMetrics
@@ -39,6 +40,19 @@ def id_rate_then_error(metrics: DatasetMetrics) -> tuple[float, float]:
     """A sort key for settings chosen on validation scans: the VerSe id-rate, then the lower mean error."""
     mean = metrics.overall.error_stats()["mean"]
     return round(metrics.overall.verse_id_rate or 0.0, 4), -(mean if mean is not None else 1e9)
+
+
+def write_model_report(doc: Path, head: list[str], sections: dict[str, list[str]]) -> None:
+    """Write ``head``, then one section per model (each opening ``## NAME:``). The sections of models this
+    run did not redo are kept from the report already at ``doc``, so a run over some models keeps the others'."""
+    from spinelab.io.files import write_text
+
+    earlier = {}
+    if doc.exists():
+        for part in re.split(r"(?m)^(?=## )", doc.read_text())[1:]:
+            earlier[part.split(":")[0].removeprefix("## ")] = part.rstrip("\n").split("\n") + [""]
+    merged = {**earlier, **sections}
+    write_text(doc, "\n".join(head + [line for lines in merged.values() for line in lines]))
 
 
 def publish_settings(doc: Path, lines: list[str], model: str | Path, method: str, version: int, changes: dict,
