@@ -75,6 +75,16 @@ def test_multiview_renders_only_what_the_bone_stage_keeps(bolus_case, stage):
     assert np.array_equal(masked.array[kept], plain.array[kept]), "kept voxels are untouched"
 
 
+def test_multiview_renders_from_the_bone_stage_it_is_handed(stage):
+    """How a newly trained stage is compared before it replaces the packaged one (benchmarks/bone_choice.py)."""
+    from spinelab.methods import load_method
+
+    method, candidate = load_method("multiview"), BoneStage(stage.network, stage.config)
+    assert method.bone is not candidate
+    method.use_bone_stage(candidate)
+    assert method.bone is candidate and method.bone_stage() is candidate
+
+
 def test_intensity_randomization_keeps_shape_and_stays_in_the_scanner_range():
     rng = np.random.default_rng(0)
     hu = np.full((20, 20, 20), 40.0, dtype=np.float32)

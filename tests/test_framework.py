@@ -205,7 +205,7 @@ def test_with_suppress_contrast_the_method_sees_the_ct_the_bone_stage_cleaned():
             return ct.with_array(ct.array + 1.0)
 
     method = SeenMethod(suppress_contrast=True)
-    method._bone_stage = Stage()
+    method.use_bone_stage(Stage())
     prediction = method.predict(FIXED_CT)
     assert (method.seen.array == 1.0).all() and "bone stage" in prediction.timings
     plain = SeenMethod()

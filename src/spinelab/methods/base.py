@@ -157,6 +157,10 @@ class Method(ABC):
             self._bone_stage = BoneStage.load(device=getattr(self, "device", "cpu"))
         return self._bone_stage
 
+    def use_bone_stage(self, stage) -> None:
+        """Use ``stage`` wherever this method uses the bone stage: to compare a newly trained one."""
+        self._bone_stage = stage
+
     @property
     def face_margin(self) -> float:
         """``within_volume``: half body sizes a centroid must lie inside the faces, from the settings."""

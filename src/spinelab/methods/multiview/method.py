@@ -45,6 +45,12 @@ class MultiViewMethod(Method):
         bone = BoneStage.load(device=device) if config.bone_stage else None
         return cls(*networks, config, device, model.meta, bone)
 
+    def use_bone_stage(self, stage: BoneStage) -> None:
+        """The DRRs are rendered from ``stage``'s bone (when the settings render from the stage at all)."""
+        super().use_bone_stage(stage)
+        if self.config.bone_stage:
+            self.bone = stage
+
     @torch.inference_mode()
     def run_networks(self, images: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """Heatmaps (K, H, W) and class probabilities (K, C, H, W) for normalized DRRs (K, H, W)."""
