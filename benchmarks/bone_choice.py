@@ -27,13 +27,6 @@ DICE_TOLERANCE = 0.01
 ID_RATE_TOLERANCE = 0.01
 
 
-def with_stage(name: str, stage: BoneStage):
-    """The packaged method ``name`` using ``stage`` wherever it uses the bone stage."""
-    method = load_method(name)
-    method.use_bone_stage(stage)
-    return method
-
-
 def stage_dice(stage: BoneStage) -> float:
     return stage.meta["validation"][f"{stage.config.threshold:g}"]["dice"]
 
@@ -45,8 +38,13 @@ def main() -> int:
     args = parser.parse_args()
     stages = {"packaged": BoneStage.load(), "candidate": BoneStage.load(args.candidate)}
     dice = {name: stage_dice(stage) for name, stage in stages.items()}
-    results = {(name, method, folder): evaluate_heldout(with_stage(method, stage), folder)[0]
-               for name, stage in stages.items() for method in USERS for folder in args.validation}
+    methods = {name: load_method(name) for name in USERS}
+    results = {}
+    for name, stage in stages.items():
+        for user, method in methods.items():
+            method.use_bone_stage(stage)  # wherever the method uses the bone stage
+            for folder in args.validation:
+                results[name, user, folder] = evaluate_heldout(method, folder)[0]
     id_rate = {name: sum(results[name, m, f].overall.verse_id_rate or 0.0 for m in USERS for f in args.validation)
                / (len(USERS) * len(args.validation)) for name in stages}
     adopt = (dice["candidate"] >= dice["packaged"] - DICE_TOLERANCE

@@ -80,9 +80,9 @@ def test_multiview_renders_from_the_bone_stage_it_is_handed(stage):
     from spinelab.methods import load_method
 
     method, candidate = load_method("multiview"), BoneStage(stage.network, stage.config)
-    assert method.bone is not candidate
+    assert method.rendering_bone is not candidate
     method.use_bone_stage(candidate)
-    assert method.bone is candidate and method.bone_stage() is candidate
+    assert method.rendering_bone is candidate and method.bone_stage() is candidate
 
 
 def test_intensity_randomization_keeps_shape_and_stays_in_the_scanner_range():

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from spinelab.io.centroids import Centroids
 from spinelab.io.volume import CTVolume
 from spinelab.methods.dense.config import DenseConfig
-from spinelab.methods.dense.labels import NUMBER, dense_to_sparse, label_numbers, min_voxels, number_labels
+from spinelab.methods.dense.labels import (NUMBER, dense_to_sparse, distinct_transitional, label_numbers, min_voxels,
+                                          number_labels)
 from spinelab.methods.dense.method import DenseMethod
 from spinelab.methods.dense.train import masked_l1
 from spinelab.targets import dense_labels
@@ -58,6 +60,24 @@ def test_dense_to_sparse_recovers_the_centroids_and_drops_a_label_below_its_coun
     assert np.abs(found.world - truth.world).max() <= 2.0  # one voxel
     np.testing.assert_allclose(found.confidence, 0.7, atol=0.02)  # votes 0.15 off their integer on average
     assert 27 < min_voxels(LABELS["T9"], 2.0, 3000.0) == 375
+
+
+@pytest.mark.parametrize("spine, reported", [(("T12", "L1"), ["T12", "L1"]), (("T12", "T13", "L1"), ["T12", "T13", "L1"])])
+def test_the_band_a_blurred_regression_crosses_between_t12_and_l1_is_no_t13(spine, reported):
+    """Numbers blurred along the spine pass through 20 between T12 (19) and L1 (21): enough voxels for a
+    T13 at the disc, which ``distinct_transitional`` drops; a T13 a vertebra's height away stays."""
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-40.0, -40.0, -90.0]
+    truth = Centroids([LABELS[name] for name in spine], [[0.0, 0.0, 30.0 - 28.0 * i] for i in range(len(spine))])
+    labels = dense_labels((40, 40, 90), affine, truth)
+    inside = (labels > 0).astype(np.float32)  # blurred within the column only: its ends keep their numbers
+    blurred = [ndimage.gaussian_filter1d(values, sigma=3.0, axis=2) for values in (label_numbers(labels), inside)]
+    numbers = blurred[0] / np.maximum(blurred[1], 1e-6)
+    found, _ = dense_to_sparse(labels > 0, numbers, affine, 2.0, 3000.0)
+    assert LABELS["T13"] in found.labels  # what the paper's rounding reports either way
+    kept, dropped = distinct_transitional(found, separation=0.8)
+    assert kept.names() == reported and dropped == ([] if "T13" in spine else [LABELS["T13"]])
+    assert distinct_transitional(found, separation=0.0)[0].names() == found.names()
 
 
 def test_no_body_voxel_gives_no_centroid():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spinelab.io.volume import CTVolume
+from spinelab.io.volume import CTVolume, is_column_major
 from spinelab.settings import StoredSettings
 
 #: Largest sliding-window patch (voxels per axis): most scans fit one window at 4 mm.
@@ -127,8 +127,7 @@ class BoneStage:
 
 
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``np.nonzero`` read in the array's own memory order: several times faster on the column-major
-    arrays NIfTI files give."""
-    if mask.flags.f_contiguous and not mask.flags.c_contiguous:
+    """``np.nonzero`` read in the array's own memory order."""
+    if is_column_major(mask):
         return np.nonzero(mask.T)[::-1]
     return np.nonzero(mask)

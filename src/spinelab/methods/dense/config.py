@@ -35,6 +35,9 @@ class DenseConfig(MethodSettings):
     elastic_sigma: float = 0.7  # pixels: random displacements on a 3 x 3 grid (the paper's elasticdeform)
     min_voxels_mm3: float = 3000.0  # a label needs max(this, 0.4 R^3) mm^3 of voxels (the paper's 3000 voxels at 1 mm)
     disc_radius_scale: float = 1.0  # dense labels: disc radius as a share of the level's half body depth
+    # a T13 or L6 closer to another vertebra than this x their mean body height is the band the
+    # regression crosses between T12 and L1 (L5 and the sacrum), not a vertebra (0: kept, as in the paper)
+    transitional_separation: float = 0.0
 
     def __post_init__(self):
         for name in ("detection_patch", "detection_border", "slab", "bottom_kernel", "detection_channels",

@@ -2,9 +2,11 @@
 
 Vertebrae are numbered along ``vertebrae.ANATOMICAL_ORDER`` from C1 = 1: T12 = 19, T13 = 20,
 L1 = 21, L5 = 25, L6 = 26, sacrum = 27. The transitional T13 and L6 thus have numbers of their own
-and the scale stays monotonic down the spine; in a spine without T13 the regression simply never
-has to produce 20 between T12 and L1 (a stray 20 is dropped by the voxel-count threshold like any
-other erroneous label).
+and the scale stays monotonic down the spine. In a spine without T13 the target steps from 19 to 21
+at the T12/L1 disc, but the regression passes through 20 on its way, and that band often holds
+enough voxels to pass the voxel count: on 30 synthetic validation scans the packaged model reported
+37 T13s and L6s where there were 2. ``distinct_transitional`` drops a T13 or L6 that lies closer to
+a neighbour than a vertebra's own height allows: the disc between two vertebrae, not one of its own.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from spinelab.io.centroids import Centroids
-from spinelab.vertebrae import BODY_SIZES, VERTEBRA_CLASSES, rank
+from spinelab.vertebrae import BODY_SIZES, LABELS, VERTEBRA_CLASSES, rank
 
 NUMBER = {label: rank(label) + 1 for label in VERTEBRA_CLASSES}
+TRANSITIONAL = (LABELS["T13"], LABELS["L6"])
 _LABEL_OF_NUMBER = np.zeros(max(NUMBER.values()) + 2, dtype=np.int16)
 for _label, _number in NUMBER.items():
     _LABEL_OF_NUMBER[_number] = _label
@@ -63,3 +66,16 @@ def dense_to_sparse(body: np.ndarray, numbers: np.ndarray, affine: np.ndarray, s
     if not labels:
         return Centroids.empty(), {"dropped_labels": dropped}
     return Centroids.from_voxel(labels, points, affine, confidence).sorted(), {"dropped_labels": dropped}
+
+
+def distinct_transitional(centroids: Centroids, separation: float) -> tuple[Centroids, list[int]]:
+    """``centroids`` without each T13 or L6 lying closer to another vertebra than ``separation`` x the
+    mean body height of the two levels (0 keeps them all), and the labels dropped."""
+    if separation <= 0 or not len(centroids):
+        return centroids, []
+    heights = np.array([BODY_SIZES[int(label)].height for label in centroids.labels])
+    transitional = np.isin(centroids.labels, TRANSITIONAL)
+    distances = np.linalg.norm(centroids.world[:, None] - centroids.world[None], axis=-1)
+    too_close = distances < separation * (heights[:, None] + heights[None]) / 2
+    drop = transitional & (too_close & ~transitional[None]).any(axis=1)
+    return centroids.take(~drop), centroids.labels[drop].tolist()

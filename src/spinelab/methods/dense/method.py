@@ -15,7 +15,7 @@ from spinelab.io.volume import CTVolume
 from spinelab.methods.base import Method, Prediction, StageTimer
 from spinelab.methods.dense.config import DenseConfig
 from spinelab.methods.dense.data import working_volume
-from spinelab.methods.dense.labels import dense_to_sparse
+from spinelab.methods.dense.labels import dense_to_sparse, distinct_transitional
 from spinelab.methods.dense.train import MODEL_VERSION, detection_network, identification_network
 from spinelab.training import ModelFile
 
@@ -104,6 +104,7 @@ class DenseMethod(Method):
         config = self.config
         centroids, details = dense_to_sparse(body, maps.numbers, maps.volume.affine, config.spacing_mm,
                                              config.min_voxels_mm3, config.disc_radius_scale)
+        centroids, details["transitional_dropped"] = distinct_transitional(centroids, config.transitional_separation)
         details.update(body_voxels=int(body.sum()))
         if not len(centroids):
             details["no_spine"] = ("no spine: no vertebra label reached its voxel count"

@@ -9,13 +9,13 @@ networks: runs that share them differ only in decoding (voting, label correction
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from spinelab.bone import BoneStage
 from spinelab.eval.benchmark import evaluate_real
 from spinelab.eval.benchmark import real_cases as load_real_cases
 from spinelab.eval.metrics import DatasetMetrics, evaluate_dataset
@@ -36,9 +36,9 @@ ABLATION_STEPS = (  # (row, model key, weighted voting)
 
 def variant(method: MultiViewMethod, **changes) -> MultiViewMethod:
     """The same networks with other settings (``views``, ``weighted_voting``, ``bone_stage``, ...)."""
-    config = dataclasses.replace(method.config, **changes)
-    bone = method.bone or (BoneStage.load(device=method.device) if config.bone_stage else None)
-    return MultiViewMethod(method.localizer, method.identifier, config, method.device, method.meta, bone)
+    changed = copy.copy(method)  # shares the networks and the bone stage
+    changed.config = dataclasses.replace(method.config, **changes)
+    return changed
 
 
 def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
@@ -51,9 +51,10 @@ def evaluate_runs(data: str | Path, runs: dict, limit: int | None = None,
         canonical = ct.canonical()
         volumes, rendered, outputs = {}, {}, {}
         for name, method in runs.items():
-            bone = id(method.bone) if method.bone else None
+            stage = method.rendering_bone
+            bone = id(stage) if stage else None
             if bone not in volumes:
-                volumes[bone] = rendering_volume(canonical, method.config, method.bone)
+                volumes[bone] = rendering_volume(canonical, method.config, stage)
             k = method.config.views
             if (k, bone) not in rendered:
                 views = make_views(volumes[bone], method.config)

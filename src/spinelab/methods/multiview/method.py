@@ -35,7 +35,7 @@ class MultiViewMethod(Method):
         self.config = config
         self.device = device
         self.meta = meta or {}
-        self.bone = bone if config.bone_stage else None
+        self._bone_stage = bone
 
     @classmethod
     def from_model_file(cls, model: ModelFile, device: str) -> MultiViewMethod:
@@ -45,11 +45,10 @@ class MultiViewMethod(Method):
         bone = BoneStage.load(device=device) if config.bone_stage else None
         return cls(*networks, config, device, model.meta, bone)
 
-    def use_bone_stage(self, stage: BoneStage) -> None:
-        """The DRRs are rendered from ``stage``'s bone (when the settings render from the stage at all)."""
-        super().use_bone_stage(stage)
-        if self.config.bone_stage:
-            self.bone = stage
+    @property
+    def rendering_bone(self) -> BoneStage | None:
+        """The bone stage the DRRs are rendered from, or None where the settings render every voxel."""
+        return self.bone_stage() if self.config.bone_stage else None
 
     @torch.inference_mode()
     def run_networks(self, images: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
@@ -111,7 +110,7 @@ class MultiViewMethod(Method):
 
     def predict_canonical(self, ct: CTVolume, timer: StageTimer) -> Prediction:
         with timer("resample"):
-            volume = rendering_volume(ct, self.config, self.bone)
+            volume = rendering_volume(ct, self.config, self.rendering_bone)
         with timer("drr"):
             views = make_views(volume, self.config)
             images = render_normalized(volume, views, self.device)
