@@ -109,7 +109,7 @@ def test_a_response_lands_on_the_ct_grid_where_its_affine_puts_it():
 
 
 TINY = SCNetConfig(spine_input=(32, 32, 32), spine_channels=(2, 2, 2, 2, 2), crop=(16, 16, 32), channels=(2, 2, 2, 2, 2),
-                   spatial_channels=2, window_overlap_mm=64.0, segment_crop=(16, 16, 16), segment_channels=(2, 2, 2, 2, 2))
+                   spatial_channels=2, window_overlap_mm=64.0, segment_crop=(32, 32, 32), segment_channels=(2, 2, 2, 2, 2))
 K = len(VERTEBRA_CLASSES)
 
 

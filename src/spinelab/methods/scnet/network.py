@@ -25,6 +25,7 @@ from torch import nn
 
 SLOPE = 0.1  # leaky ReLU
 GROUPS = 4
+SPATIAL_KERNEL = 7
 
 
 def _convs(cin: int, cout: int) -> nn.Sequential:
@@ -71,7 +72,7 @@ class SCNet(nn.Module):
         layers: list[nn.Module] = []
         widths = (classes, spatial_channels, spatial_channels, spatial_channels, classes)
         for index, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(nn.Conv3d(cin, cout, 7, padding=3))
+            layers.append(nn.Conv3d(cin, cout, SPATIAL_KERNEL, padding=SPATIAL_KERNEL // 2))
             layers.append(nn.LeakyReLU(SLOPE, inplace=True) if index < 3 else nn.Tanh())
         self.spatial = nn.Sequential(*layers)
         nn.init.normal_(self.spatial[-2].weight, std=1e-3)
@@ -79,6 +80,13 @@ class SCNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         local = self.local(x)
-        spatial = self.spatial(F.avg_pool3d(local, self.factor))
+        pooled = F.avg_pool3d(local, self.factor)
+        if pooled.device.type == "cpu" and min(pooled.shape[2:]) < SPATIAL_KERNEL:
+            # On CPUs that compute bf16 natively, torch 2.13's bf16 conv3d with a kernel larger than its input
+            # corrupted the heap or hung (a 4 x 4 x 8 input, measured); so small an input costs nothing in float32.
+            with torch.autocast("cpu", enabled=False):
+                spatial = self.spatial(pooled.float())
+        else:
+            spatial = self.spatial(pooled)
         spatial = F.interpolate(spatial, size=local.shape[2:], mode="trilinear", align_corners=False)
         return local * spatial
