@@ -10,7 +10,11 @@ scans only and recorded in the model file's config:
    set of 30 scans, less than the sets' sampling noise) tie, and the higher mean precision breaks the
    tie, since looser settings also find the visible parts of cut vertebrae (then the packaged
    values, listed first).
-3. ``face_margin``: VerSe annotates whole vertebrae, so a vertebra the field of view cuts has no
+3. ``missed_vertebra_penalty`` and ``spacing_labels``: the label sequence may step over a vertebra
+   the localizer missed at a cost (none, or one per step), or over as many as the distance between
+   two neighbours holds at that cost per level off (``decoders.sequence``); the best mean VerSe
+   id-rate wins (ties: the packaged setting, listed first).
+4. ``face_margin``: VerSe annotates whole vertebrae, so a vertebra the field of view cuts has no
    reference centroid, yet the networks see its visible part and place a centroid just inside the
    face. A centroid must lie at least the margin, in half body sizes of its level along each
    canonical axis (``methods.base.face_clearance``), inside the faces: 0 keeps every centroid in the
@@ -40,6 +44,7 @@ MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PEAK_DISTANCES_MM = (12.0, 10.0, 8.0, 6.0)
 FUSION_TOLERANCES_MM = (10.0, 7.0, 5.0)
 VIEW_FRACTIONS = (0.4, 0.3, 0.2)
+SKIP_PENALTIES = (0.2, 0.35, 0.5, 0.8)
 
 
 def f1(summary) -> float:
@@ -64,6 +69,12 @@ def choose(title: str, runs: dict, folders: list[str], score, rule: str, toleran
     return chosen, text
 
 
+def _label_setting(penalty: float | None, spacing: bool) -> str:
+    if penalty is None:
+        return "no skipped vertebra"
+    return f"{'skips as the spacing says' if spacing else 'one skipped vertebra'}, {penalty:g} a level"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("validation", nargs="+", help="synthetic validation sets (VerSe layout)")
@@ -84,16 +95,25 @@ def main() -> int:
                                      lambda s: s.verse_id_rate or 0.0, "the mean VerSe id-rate over the sets, "
                                      "within 1 point of the best counting as a tie that the higher mean precision "
                                      "breaks", tolerance=0.01, tiebreak=lambda s: s.precision or 0.0)
-    margin_runs = {f"face margin {m:g}": variant(decoding_runs[decoding], face_margin=m) for m in MARGINS}
-    margin, margin_text = choose(f"Face margin ({bone}, {decoding})", margin_runs, args.validation, f1,
+    labelled = decoding_runs[decoding].config
+    label_settings = dict.fromkeys([(labelled.missed_vertebra_penalty, labelled.spacing_labels), (None, False),
+                                    *itertools.product(SKIP_PENALTIES, (False, True))])
+    label_runs = {_label_setting(penalty, spacing): variant(decoding_runs[decoding], missed_vertebra_penalty=penalty,
+                                                            spacing_labels=spacing)
+                  for penalty, spacing in label_settings}
+    labels, labels_text = choose(f"Label sequence ({bone}, {decoding})", label_runs, args.validation,
+                                 lambda s: s.verse_id_rate or 0.0, "the mean VerSe id-rate over the sets")
+    margin_runs = {f"face margin {m:g}": variant(label_runs[labels], face_margin=m) for m in MARGINS}
+    margin, margin_text = choose(f"Face margin ({bone}, {decoding}, {labels})", margin_runs, args.validation, f1,
                                  "the mean F1 of precision and recall over the sets")
     text = ["# Settings of the packaged multiview model", "",
             f"Written by `python benchmarks/model_settings.py`: the packaged networks (`{Path(args.model).name}`) on "
             "synthetic validation scans, with the settings that need no retraining. No real CT was used.", "",
-            *bone_text, *decoding_text, *margin_text]
+            *bone_text, *decoding_text, *labels_text, *margin_text]
     chosen = margin_runs[margin].config
     changes = {"bone_stage": bone == "bone stage on", "peak_min_distance_mm": chosen.peak_min_distance_mm,
                "fusion_tolerance_mm": chosen.fusion_tolerance_mm, "min_view_fraction": chosen.min_view_fraction,
+               "missed_vertebra_penalty": chosen.missed_vertebra_penalty, "spacing_labels": chosen.spacing_labels,
                "face_margin": chosen.face_margin}
     publish_settings(ROOT / "docs" / "MODEL_SETTINGS.md", text, args.model, "multiview", 1, changes, args.write)
     return 0

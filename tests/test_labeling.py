@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from spinelab import vertebrae
 from spinelab.decoders import consecutive_labels as correct_sequence
@@ -82,3 +83,63 @@ def test_a_missed_vertebra_leaves_a_gap_instead_of_shifting_labels():
     assert names(correct_sequence(rows(["T10", "T11", "L3", "L1", "L2"]), gap_penalty=0.5)) == \
         ["T10", "T11", "T12", "L1", "L2"]
     assert names(correct_sequence(rows(["T11", "T12", "L1", "L2"]), gap_penalty=0.5)) == ["T11", "T12", "L1", "L2"]
+
+
+def _column(names_, steps_mm):
+    """Fused vertebrae of one view, straight down the S axis ``steps_mm`` apart."""
+    heights = -np.concatenate([[0.0], np.cumsum(steps_mm)])
+    return [FusedVertebra(np.array([0.0, 0.0, z]), np.array([0]), np.array([i]), np.zeros(1))
+            for i, z in enumerate(heights)]
+
+
+def test_spacing_lets_the_labels_step_over_several_missed_vertebrae():
+    step = vertebrae.MEAN_STEP_MM
+    seen = ["C2", "C3", "C7", "T1"]  # C4-C6 were not detected: C3 -> C7 spans four real steps
+    gaps = [step[2], sum(step[label] for label in (3, 4, 5, 6)), step[7]]
+    fused, probabilities = _column(seen, gaps), [rows(seen, 0.5)]
+    assert names(identify(fused, probabilities, [0.0], gap_penalty=0.5)[0]) != seen  # one skip is not enough
+    assert names(identify(fused, probabilities, [0.0], gap_penalty=0.5, spacing=True)[0]) == seen
+
+
+def test_spacing_of_one_step_each_changes_no_label():
+    expected = {("T10", "T11", "L3", "L1", "L2"): ["T10", "T11", "T12", "L1", "L2"],
+                ("T11", "T12", "T13", "L1"): ["T11", "T12", "T13", "L1"],
+                ("T11", "T12", "L1", "L2"): ["T11", "T12", "L1", "L2"],
+                ("L4", "L5", "L6", "S"): ["L4", "L5", "L6", "S"], ("L4", "L5", "S"): ["L4", "L5", "S"]}
+    for voted, truth in expected.items():
+        gaps = [vertebrae.MEAN_STEP_MM[vertebrae.label(name)] for name in truth[:-1]]
+        labels = identify(_column(truth, gaps), [rows(list(voted))], [0.0], gap_penalty=0.5, spacing=True)[0]
+        assert names(labels) == truth
+
+
+def test_mean_steps_are_those_of_the_real_spines():
+    from spinelab.synth.shape_model import default_data_dir, load_real_spines
+
+    data = default_data_dir()
+    if data is None:
+        pytest.skip("../shared/data is not beside the checkout")
+    steps = {}
+    for spine in load_real_spines(data):
+        for (upper, lower), (a, b) in zip(zip(spine.labels, spine.labels[1:]), zip(spine.centres, spine.centres[1:])):
+            if lower == upper + 1:
+                steps.setdefault(int(upper), []).append(float(np.linalg.norm(b - a)))
+    for label in range(2, 24):  # C2 -> C3 .. L4 -> L5
+        assert vertebrae.MEAN_STEP_MM[label] == pytest.approx(np.mean(steps[label]), abs=0.1), vertebrae.name(label)
+
+
+def test_a_vertebra_found_twice_is_merged_where_the_spacing_says_so():
+    from spinelab.methods.multiview.voting import merge_repeats
+
+    voted = ["L2", "L3", "L3", "L4"]  # L3 found once per endplate, 12 mm apart
+    gaps = [vertebrae.MEAN_STEP_MM[21] - 6.0, 12.0, vertebrae.MEAN_STEP_MM[22] - 6.0]
+    fused, probabilities = _column(voted, gaps), [rows(voted, 0.6)]
+    assert names(identify(fused, probabilities, [0.0], gap_penalty=0.5)[0]) != ["L2", "L3", "L3", "L4"]
+    labels, confidence = identify(fused, probabilities, [0.0], gap_penalty=0.5, spacing=True)
+    assert names(labels) == voted
+    merged, labels, confidence = merge_repeats(fused, labels, confidence)
+    assert names(labels) == ["L2", "L3", "L4"] and len(confidence) == 3
+    assert np.allclose(merged[1].point, (fused[1].point + fused[2].point) / 2)
+    assert merged[1].detections.tolist() == [1, 2] and merged[1].support == 1
+    # One step apart, two detections voted alike are two vertebrae, not one.
+    spaced = _column(["L3", "L3"], [vertebrae.MEAN_STEP_MM[22]])
+    assert len(set(identify(spaced, [rows(["L3", "L3"], 0.9)], [0.0], gap_penalty=0.5, spacing=True)[0])) == 2

@@ -134,3 +134,16 @@ _SIZES = {
     "Cx": (15.0, 25.0, 15.0),
 }
 BODY_SIZES: dict[int, BodySize] = {LABELS[k]: BodySize(*v) for k, v in _SIZES.items()}
+
+# Mean distance (mm) from a vertebra's body centroid to the next one's, C2 -> C3 .. L4 -> L5 over the
+# 2,240 real keypoint sets in ../shared/data (VID ground truth and VerSe tables, body centres; tested in
+# tests/test_vertebrae.py); single steps are 0.7-1.3 times these (0.1-99.9th percentiles). C1 -> C2
+# is the offset between their official VerSe centroids (spinelab.synth.geometry.C1_FROM_C2), L5 -> S
+# half L5's and S1's heights plus a 10 mm disc; T13 and L6 step like T12 and L5.
+_STEPS = {
+    "C1": 17.6, "C2": 23.4, "C3": 17.4, "C4": 17.0, "C5": 16.7, "C6": 18.1, "C7": 19.4, "T1": 20.6,
+    "T2": 20.9, "T3": 20.8, "T4": 21.2, "T5": 21.8, "T6": 22.2, "T7": 23.1, "T8": 23.9, "T9": 25.4,
+    "T10": 27.2, "T11": 29.6, "T12": 32.3, "T13": 32.3, "L1": 34.5, "L2": 35.7, "L3": 36.5, "L4": 36.1,
+    "L5": 37.0, "L6": 37.0,
+}
+MEAN_STEP_MM: dict[int, float] = {LABELS[k]: v for k, v in _STEPS.items()}

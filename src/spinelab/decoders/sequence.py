@@ -9,7 +9,10 @@ the labels form a run of neighbouring vertebrae, scoring each path with eq. 1 of
 ``spinelab.vertebrae`` (no background): a path runs down one class per row and collects beta
 times the score of its own class, or alpha times a neighbour's. A path may also step over a
 *skippable* column (T12 -> L1 past T13, L5 -> sacrum past L6), and with a ``gap_penalty`` over
-any one column at that cost (a vertebra that detection missed).
+any one column at that cost (a vertebra that detection missed). Given the distances between the
+detections, the mean steps of real spines (``vertebrae.MEAN_STEP_MM``) say how many levels each
+step spans instead, so a run of missed vertebrae is stepped over and a vertebra found twice keeps
+one label (``best_sequence``).
 
 Any method that scores classes per detection decodes with ``consecutive_labels``; the multi-view
 Sequence Loss is the same recursion made differentiable (``accumulate``).
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from spinelab.errors import SpinelabError
-from spinelab.vertebrae import SKIPPABLE_COLUMNS, label_of_class
+from spinelab.vertebrae import MEAN_STEP_MM, SKIPPABLE_COLUMNS, label_of_class
 
 ALPHA = 0.1  # weight of a neighbouring class's score (eq. 1)
 BETA = 0.8  # weight of the path's own class (eq. 1)
@@ -48,34 +51,36 @@ def _skip_masks(columns: int, skippable: Sequence[int], device) -> tuple[torch.T
     return skip[:columns], skip[2:]
 
 
-def accumulate(probabilities: torch.Tensor, alpha: float, beta: float, skippable: Sequence[int],
-               restart: bool, gap_penalty: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 1 over (..., n, c); returns OPT and, per cell, how many columns the best path stepped (1 or 2).
-
-    ``restart=True`` lets a path start at the first column on any row (the paper's ``j = 1`` case);
-    ``False`` keeps only paths that start on the first row, as a label sequence must.
-    ``gap_penalty`` also lets a path step over any one column at that cost (a missed vertebra).
-    """
-    columns = probabilities.shape[-1]
-    from_two_back, to_two_ahead = _skip_masks(columns, skippable, probabilities.device)
+def _gains(probabilities: torch.Tensor, alpha: float, beta: float, skippable: Sequence[int]) -> torch.Tensor:
+    """D of eq. 1: beta times a cell's own score or alpha times its best neighbour's (a skippable
+    column's far side counts as a neighbour)."""
+    from_two_back, to_two_ahead = _skip_masks(probabilities.shape[-1], skippable, probabilities.device)
     neighbours = torch.stack([
         _shift(probabilities, 1), _shift(probabilities, -1),
         torch.where(from_two_back, _shift(probabilities, 2), -torch.inf),
         torch.where(to_two_ahead, _shift(probabilities, -2), -torch.inf)]).amax(dim=0)
-    gains = torch.maximum(beta * probabilities, alpha * neighbours)  # D of eq. 1
+    return torch.maximum(beta * probabilities, alpha * neighbours)
+
+
+def accumulate(probabilities: torch.Tensor, alpha: float, beta: float, skippable: Sequence[int],
+               restart: bool) -> torch.Tensor:
+    """OPT of eq. 1 over (..., n, c), differentiable (the multi-view Sequence Loss).
+
+    ``restart=True`` lets a path start at the first column on any row (the paper's ``j = 1`` case);
+    ``False`` keeps only paths that start on the first row, as a label sequence must.
+    """
+    columns = probabilities.shape[-1]
+    from_two_back, _ = _skip_masks(columns, skippable, probabilities.device)
+    gains = _gains(probabilities, alpha, beta, skippable)
     rows = [probabilities[..., 0, :]]
-    steps = [torch.zeros_like(rows[0], dtype=torch.int64)]
     first_column = torch.arange(columns, device=probabilities.device) == 0
     for i in range(1, probabilities.shape[-2]):
-        one_back = _shift(rows[-1], 1)
-        missed = -torch.inf if gap_penalty is None else _shift(rows[-1], 2) - gap_penalty
-        two_back = torch.where(from_two_back, _shift(rows[-1], 2), missed)
-        carried = torch.maximum(one_back, two_back) + gains[..., i, :]
+        two_back = torch.where(from_two_back, _shift(rows[-1], 2), -torch.inf)
+        carried = torch.maximum(_shift(rows[-1], 1), two_back) + gains[..., i, :]
         if restart:
             carried = torch.where(first_column, probabilities[..., i, :], carried)
         rows.append(carried)
-        steps.append(torch.where(two_back > one_back, 2, 1))
-    return torch.stack(rows, dim=-2), torch.stack(steps, dim=-2)
+    return torch.stack(rows, dim=-2)
 
 
 def as_matrix(probabilities) -> torch.Tensor:
@@ -90,26 +95,83 @@ def as_matrix(probabilities) -> torch.Tensor:
 
 
 def best_sequence(scores, alpha: float = ALPHA, beta: float = BETA,
-                  skippable: Sequence[int] = SKIPPABLE_COLUMNS, gap_penalty: float | None = None) -> np.ndarray:
+                  skippable: Sequence[int] = SKIPPABLE_COLUMNS, gap_penalty: float | None = None,
+                  distances_mm=None) -> np.ndarray:
     """Columns (n,) of the consecutive class sequence with the highest OPT (eq. 1) for ``scores`` (n, c).
 
     Only complete paths count (every row gets a class, one step down per row, skippable columns
     optional); the path ends at the argmax of the last row, as in the paper's label correction.
     With ``gap_penalty`` a path may also step over one class at that cost, so a vertebra that
-    detection missed does not shift every label on one side of it.
+    detection missed does not shift every label on one side of it. Given ``distances_mm`` (n - 1,),
+    the distances between consecutive detections, the spacing of real spines says how many levels
+    each step spans instead (``level_steps``): a step over more or fewer levels than that costs
+    ``gap_penalty`` per level, so several missed vertebrae in a row can be stepped over, and two
+    detections nearer than half a step (one vertebra found twice) may get the same class.
     """
     scores = as_matrix(scores).detach().double()
     if scores.ndim != 2:
         raise SpinelabError("best_sequence takes one (n, c) matrix")
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
-    opt, steps = accumulate(scores, alpha, beta, skippable, restart=False, gap_penalty=gap_penalty)
-    if not torch.isfinite(opt[-1]).any():
-        raise SpinelabError(f"{len(scores)} vertebrae cannot be labelled with {scores.shape[1]} consecutive classes")
-    columns = [int(opt[-1].argmax())]
-    for row in range(len(scores) - 1, 0, -1):
-        columns.append(columns[-1] - int(steps[row, columns[-1]]))
-    return np.array(columns[::-1], dtype=np.int64)
+    n, columns = scores.shape
+    if distances_mm is not None and (gap_penalty is None or len(distances_mm) != n - 1):
+        raise SpinelabError(f"spacing-aware labels need a gap penalty and {n - 1} distances, "
+                            f"got {gap_penalty} and {len(distances_mm)}")
+    gains = _gains(scores, alpha, beta, skippable).numpy()
+    opt = np.full((n, columns), -np.inf)
+    opt[0] = scores[0].numpy()
+    back = np.zeros((n, columns), dtype=np.int64)
+    for row in range(1, n):
+        distance = None if distances_mm is None else float(distances_mm[row - 1])
+        cost = _transition_costs(columns, skippable, gap_penalty, distance)
+        candidates = opt[row - 1][:, None] - cost  # from column (axis 0) to column (axis 1)
+        back[row] = columns - 1 - np.argmax(candidates[::-1], axis=0)  # ties: the nearer column
+        opt[row] = candidates[back[row], np.arange(columns)] + gains[row]
+    if not np.isfinite(opt[-1]).any():
+        raise SpinelabError(f"{n} vertebrae cannot be labelled with {columns} consecutive classes")
+    path = [int(np.argmax(opt[-1]))]
+    for row in range(n - 1, 0, -1):
+        path.append(int(back[row, path[-1]]))
+    return np.array(path[::-1], dtype=np.int64)
+
+
+def _transition_costs(columns: int, skippable: Sequence[int], gap_penalty: float | None,
+                      distance_mm: float | None) -> np.ndarray:
+    """Cost (c, c) of stepping from one column to another between consecutive detections; ``inf`` where
+    a path may not. A step spans the levels it passes, skippable columns in between not counted:
+    one costs nothing, two cost ``gap_penalty`` (one missed vertebra) and more are barred, unless
+    ``distance_mm`` is given, which sets the expected count (``level_steps``): every level more or
+    fewer costs ``gap_penalty``, and two detections nearer than half a step may share a label."""
+    skip = np.zeros(columns, dtype=np.int64)
+    skip[[int(column) for column in skippable]] = 1
+    passed = np.cumsum(skip)
+    source, target = np.arange(columns)[:, None], np.arange(columns)[None, :]
+    # levels spanned: columns advanced, less the skippable ones strictly between
+    levels = np.where(target > source, (target - source) - (passed[np.maximum(target - 1, 0)] - passed[source]), 0)
+    if distance_mm is None:
+        cost = np.where(levels == 1, 0.0, np.inf)
+        if gap_penalty is not None:
+            cost = np.where(levels == 2, gap_penalty, cost)
+        return np.where(target > source, cost, np.inf)
+    expected = level_steps(columns, skippable, distance_mm)[:, None]
+    cost = gap_penalty * np.abs(levels - expected).astype(np.float64)
+    return np.where((target > source) | ((target == source) & (expected == 0)), cost, np.inf)
+
+
+def level_steps(columns: int, skippable: Sequence[int], distance_mm: float) -> np.ndarray:
+    """For each column, how many levels further down a detection ``distance_mm`` away most likely
+    is: the count whose summed real mean steps (``vertebrae.MEAN_STEP_MM``, skippable columns not
+    walked) lie nearest the distance; 0 where it is nearer than half a step (the same vertebra)."""
+    walk = [column for column in range(columns) if column not in set(int(c) for c in skippable)]
+    steps = np.array([MEAN_STEP_MM.get(label_of_class(column + 1), 0.0) for column in walk])
+    reach = np.concatenate([[0.0], np.cumsum(steps)])
+    counts = np.zeros(columns, dtype=np.int64)
+    for rank, column in enumerate(walk):
+        ahead = reach[rank:len(walk)] - reach[rank]  # distance to 0, 1, 2, ... levels further down
+        counts[column] = int(np.argmin(np.abs(ahead - distance_mm)))
+    for column in sorted(set(int(c) for c in skippable)):  # a transitional vertebra steps like its upper neighbour
+        counts[column] = counts[column - 1] if column > 0 else 1
+    return counts
 
 
 def consecutive_labels(scores, gap_penalty: float | None = None) -> np.ndarray:

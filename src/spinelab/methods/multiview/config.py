@@ -37,6 +37,7 @@ class MultiViewConfig(StoredSettings):
     sequence_loss_weight: float = 1.0  # weight of the Sequence Loss next to cross-entropy
     weighted_voting: bool = True  # weight each view's vote by 1 - its Sequence Loss
     missed_vertebra_penalty: float | None = 0.5  # label sequence may skip a class at this cost (None: never)
+    spacing_labels: bool = False  # ... or as many as the gap between two vertebrae holds (decoders.sequence)
     # mm a vertebra may lie off the segment joining its neighbours (spinelab.decoders.chain; None: no test),
     # tested before identification so that a false candidate takes no label (benchmarks/column_test.py)
     column_deviation_mm: float | None = None

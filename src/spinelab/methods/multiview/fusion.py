@@ -43,7 +43,8 @@ class FusedVertebra:
 
     @property
     def support(self) -> int:
-        return len(self.views)
+        """The number of views that saw it."""
+        return len(np.unique(self.views))
 
 
 def ray_distances(point, origins, directions) -> np.ndarray:

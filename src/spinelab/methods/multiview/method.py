@@ -19,7 +19,7 @@ from spinelab.methods.multiview.fusion import fuse_views
 from spinelab.methods.multiview.peaks import find_peaks
 from spinelab.methods.multiview.sequence_loss import probability_matrix
 from spinelab.methods.multiview.views import make_views, render_normalized, rendering_volume
-from spinelab.methods.multiview.voting import identify, view_sequence_loss
+from spinelab.methods.multiview.voting import identify, merge_repeats, view_sequence_loss
 from spinelab.nets import ResNetUNet
 from spinelab.training import ModelFile
 from spinelab.vertebrae import NUM_CLASSES, VERTEBRA_CLASSES, class_index
@@ -90,7 +90,8 @@ class MultiViewMethod(Method):
             off_column = [f"candidate at ({x:.0f}, {y:.0f}, {z:.0f}) mm"
                           for (x, y, z), keep in zip((v.point for v in fused), on_column) if not keep]
             fused = [vertebra for vertebra, keep in zip(fused, on_column) if keep]
-        labels, confidence = identify(fused, matrices, losses, config.missed_vertebra_penalty)
+        labels, confidence = identify(fused, matrices, losses, config.missed_vertebra_penalty, config.spacing_labels)
+        fused, labels, confidence = merge_repeats(fused, labels, confidence)
         centroids = Centroids(labels, [vertebra.point for vertebra in fused], confidence)
         details = {"peaks": points, "sequence_losses": losses, "support": [v.support for v in fused],
                    "support_fraction": [v.support / len(views) for v in fused],

@@ -39,7 +39,7 @@ from spinelab.vertebrae import SKIPPABLE_COLUMNS
 def accumulated_probability(probabilities, alpha: float = ALPHA, beta: float = BETA,
                             skippable: Sequence[int] = SKIPPABLE_COLUMNS) -> torch.Tensor:
     """OPT of eq. 1 for a matrix (n, c) or a batch (B, n, c); differentiable."""
-    return accumulate(as_matrix(probabilities), alpha, beta, skippable, restart=True)[0]
+    return accumulate(as_matrix(probabilities), alpha, beta, skippable, restart=True)
 
 
 def sequence_loss(probabilities, lengths=None, alpha: float = ALPHA, beta: float = BETA,
@@ -59,7 +59,7 @@ def sequence_loss(probabilities, lengths=None, alpha: float = ALPHA, beta: float
     if count == 0:
         losses = batch.sum(dim=(1, 2)) * 0.0
     else:
-        opt = accumulate(batch, alpha, beta, skippable, restart=True)[0]
+        opt = accumulate(batch, alpha, beta, skippable, restart=True)
         lengths = lengths.to(batch.device)
         last = opt[torch.arange(len(batch), device=batch.device), (lengths - 1).clamp(min=0)].amax(dim=-1)
         losses = torch.where(lengths > 0, 1.0 - last / (beta * lengths.clamp(min=1)), 0.0 * last)

@@ -18,6 +18,8 @@ views that saw it, which is eq. 6 exactly when every view saw every vertebra.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -68,13 +70,14 @@ def weighted_vote(probabilities, sequence_losses, present=None) -> np.ndarray:
 
 
 def identify(fused: list[FusedVertebra], view_probabilities, view_losses,
-             gap_penalty: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+             gap_penalty: float | None = None, spacing: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Labels and confidences (n,) for fused vertebrae (sorted superior -> inferior).
 
     ``view_probabilities[k]`` (m_k, c) holds view k's probability rows for its own detections (the
     ones ``fuse_views`` indexed) and ``view_losses[k]`` its Sequence Loss. The confidence of a
     vertebra is the voted probability of the label it received. ``gap_penalty`` lets the label
-    sequence skip one class where the votes say a vertebra between two detections was missed.
+    sequence skip one class where the votes say a vertebra between two detections was missed;
+    with ``spacing`` the distances between the vertebrae say how many levels each step spans.
     """
     if len(view_probabilities) != len(view_losses):
         raise SpinelabError(f"{len(view_probabilities)} probability matrices for {len(view_losses)} views")
@@ -88,5 +91,23 @@ def identify(fused: list[FusedVertebra], view_probabilities, view_losses,
             stack[view, row] = np.asarray(view_probabilities[view])[detection]
             present[view, row] = True
     voted = weighted_vote(stack, view_losses, present)
-    columns = best_sequence(voted, gap_penalty=gap_penalty)
+    points = np.array([vertebra.point for vertebra in fused])
+    distances = np.linalg.norm(np.diff(points, axis=0), axis=1) if spacing else None
+    columns = best_sequence(voted, gap_penalty=gap_penalty, distances_mm=distances)
     return labels_of_columns(columns), voted[np.arange(len(fused)), columns]
+
+
+def merge_repeats(fused: list[FusedVertebra], labels, confidence) -> tuple[list[FusedVertebra], np.ndarray, np.ndarray]:
+    """Neighbours that ``identify`` gave one label (a vertebra found twice, say once per endplate: they lie
+    nearer than half a step) become one vertebra at the mean of their points, with every ray behind
+    them and the higher confidence."""
+    merged, merged_labels, merged_confidence = [], [], []
+    for label, group in itertools.groupby(zip(fused, labels, confidence), key=lambda item: int(item[1])):
+        group = list(group)
+        parts = [vertebra for vertebra, _, _ in group]
+        merged.append(parts[0] if len(parts) == 1 else FusedVertebra(
+            np.mean([part.point for part in parts], axis=0), *(np.concatenate([getattr(part, name) for part in parts])
+                                                            for name in ("views", "detections", "residuals_mm"))))
+        merged_labels.append(label)
+        merged_confidence.append(max(c for _, _, c in group))
+    return merged, np.array(merged_labels, dtype=np.int64), np.array(merged_confidence, dtype=np.float64)
