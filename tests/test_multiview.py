@@ -205,6 +205,13 @@ def test_a_detector_the_pooled_identifier_cannot_take_is_refused():
     assert MultiViewConfig(detector_rows=96, detector_cols=64, identifier_scale=1).detector_rows == 96
 
 
+def test_spacing_labels_without_a_level_cost_are_refused():
+    from spinelab.errors import SpinelabError
+
+    with pytest.raises(SpinelabError, match="missed_vertebra_penalty"):
+        MultiViewConfig(spacing_labels=True, missed_vertebra_penalty=None)
+
+
 def test_identification_loss_pushes_a_shifted_run_of_labels_toward_the_truth():
     """Regression: the Sequence Loss rewards any consecutive run, so it must not outweigh the squares' cross-entropy.
 

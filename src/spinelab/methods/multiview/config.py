@@ -50,6 +50,8 @@ class MultiViewConfig(StoredSettings):
     face_margin: float = 0.0  # half body sizes a centroid must lie inside the faces (benchmarks/model_settings.py)
 
     def __post_init__(self):
+        if self.spacing_labels and self.missed_vertebra_penalty is None:
+            raise SpinelabError("spacing_labels needs a missed_vertebra_penalty: it is the cost of each level off")
         multiple = 32 * self.identifier_scale  # five stride-2 stages after the identifier's pooling
         if self.identifier_scale < 1 or self.detector_rows % multiple or self.detector_cols % multiple:
             raise SpinelabError(f"detector {self.detector_rows}x{self.detector_cols} must be a multiple of "
