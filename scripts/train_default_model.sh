@@ -58,7 +58,7 @@ python benchmarks/di2in_settings.py "$RUN/validation" --write
 python benchmarks/scnet_settings.py "$RUN/validation" --write
 # Every packaged model's column test (the bound a centroid may lie off its neighbours' segment), on the same
 # validation scans (docs/COLUMN_TEST.md).
-python benchmarks/column_test.py "$RUN/validation" --write
+python benchmarks/column_test.py "$RUN/validation" "$RUN/validation_test" --write
 # Whether the bone stage takes contrast out of the CT first, the face margin and the review confidence of
 # dense, integral, di2in and scnet, on the same validation scans (docs/SHARED_SETTINGS.md).
 python benchmarks/shared_settings.py "$RUN/validation" --write
