@@ -35,6 +35,7 @@ from spinelab.eval.report import metrics_table, publish_settings
 from spinelab.io.datasets import find_cases
 from spinelab.methods import MODELS_DIR, StageTimer, load_method
 from spinelab.methods.base import plausible, within_volume
+from spinelab.methods.dense.labels import distinct_transitional
 from spinelab.methods.dense.method import spine_pieces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,10 @@ SEPARATIONS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def separation_runs(method, folder: str) -> dict[float, dict]:
-    """Per transitional separation, (centroids as ``Method.predict`` returns them, reference) per scan."""
+    """Per transitional separation, (centroids as ``Method.predict`` returns them, reference) per scan.
+    Each scan is decoded once with every T13 and L6 kept; each separation then drops its own."""
     config = method.config
+    config.transitional_separation = 0.0
     pairs = {separation: {} for separation in SEPARATIONS}
     for case in tqdm(find_cases(folder), desc="validation, packaged pipeline", unit="scan"):
         ct, truth = case.load()[:2]
@@ -53,11 +56,11 @@ def separation_runs(method, folder: str) -> dict[float, dict]:
         if config.suppress_contrast:
             canonical = method.bone_stage().without_contrast(canonical)
         maps = method.dense_maps(canonical, StageTimer())
+        found = method.centroids(maps, maps.body)
         for separation in SEPARATIONS:
-            config.transitional_separation = separation
-            found = method.centroids(maps, maps.body)
-            pairs[separation][case.case_id] = (plausible(found.centroids, canonical, found.details,
-                                                         method.face_margin, method.column_deviation_mm), truth)
+            kept, _ = distinct_transitional(found.centroids, separation)
+            pairs[separation][case.case_id] = (plausible(kept, canonical, found.details, method.face_margin,
+                                                         method.column_deviation_mm), truth)
     return pairs
 
 
