@@ -118,12 +118,13 @@ def best_sequence(scores, alpha: float = ALPHA, beta: float = BETA,
         raise SpinelabError(f"spacing-aware labels need a gap penalty and {n - 1} distances, "
                             f"got {gap_penalty} and {len(distances_mm)}")
     gains = _gains(scores, alpha, beta, skippable).numpy()
+    levels = _levels_spanned(columns, skippable)
+    expected = None if distances_mm is None else level_steps(columns, skippable, distances_mm)
     opt = np.full((n, columns), -np.inf)
     opt[0] = scores[0].numpy()
     back = np.zeros((n, columns), dtype=np.int64)
     for row in range(1, n):
-        distance = None if distances_mm is None else float(distances_mm[row - 1])
-        cost = _transition_costs(columns, skippable, gap_penalty, distance)
+        cost = _transition_costs(levels, gap_penalty, None if expected is None else expected[row - 1])
         candidates = opt[row - 1][:, None] - cost  # from column (axis 0) to column (axis 1)
         back[row] = columns - 1 - np.argmax(candidates[::-1], axis=0)  # ties: the nearer column
         opt[row] = candidates[back[row], np.arange(columns)] + gains[row]
@@ -135,42 +136,46 @@ def best_sequence(scores, alpha: float = ALPHA, beta: float = BETA,
     return np.array(path[::-1], dtype=np.int64)
 
 
-def _transition_costs(columns: int, skippable: Sequence[int], gap_penalty: float | None,
-                      distance_mm: float | None) -> np.ndarray:
-    """Cost (c, c) of stepping from one column to another between consecutive detections; ``inf`` where
-    a path may not. A step spans the levels it passes, skippable columns in between not counted:
-    one costs nothing, two cost ``gap_penalty`` (one missed vertebra) and more are barred, unless
-    ``distance_mm`` is given, which sets the expected count (``level_steps``): every level more or
-    fewer costs ``gap_penalty``, and two detections nearer than half a step may share a label."""
-    skip = np.zeros(columns, dtype=np.int64)
-    skip[[int(column) for column in skippable]] = 1
-    passed = np.cumsum(skip)
+def _levels_spanned(columns: int, skippable: Sequence[int]) -> np.ndarray:
+    """Levels (c, c) a step from one column (row) down to another (column) spans: the columns it
+    advances, less the skippable ones strictly between; 0 where it does not go down."""
+    passed = np.cumsum(np.isin(np.arange(columns), [int(column) for column in skippable]))
     source, target = np.arange(columns)[:, None], np.arange(columns)[None, :]
-    # levels spanned: columns advanced, less the skippable ones strictly between
-    levels = np.where(target > source, (target - source) - (passed[np.maximum(target - 1, 0)] - passed[source]), 0)
-    if distance_mm is None:
+    return np.where(target > source, (target - source) - (passed[np.maximum(target - 1, 0)] - passed[source]), 0)
+
+
+def _transition_costs(levels: np.ndarray, gap_penalty: float | None, expected: np.ndarray | None) -> np.ndarray:
+    """Cost (c, c) of stepping from one column to another between consecutive detections; ``inf`` where
+    a path may not. ``levels`` is ``_levels_spanned``: one level costs nothing, two cost ``gap_penalty``
+    (one missed vertebra) and more are barred, unless ``expected`` (c,), each column's likely level
+    count for this step (``level_steps``), is given: every level more or fewer costs ``gap_penalty``,
+    and two detections nearer than half a step may share a label."""
+    down = np.triu(np.ones_like(levels, dtype=bool), k=1)
+    if expected is None:
         cost = np.where(levels == 1, 0.0, np.inf)
         if gap_penalty is not None:
             cost = np.where(levels == 2, gap_penalty, cost)
-        return np.where(target > source, cost, np.inf)
-    expected = level_steps(columns, skippable, distance_mm)[:, None]
-    cost = gap_penalty * np.abs(levels - expected).astype(np.float64)
-    return np.where((target > source) | ((target == source) & (expected == 0)), cost, np.inf)
+        return np.where(down, cost, np.inf)
+    cost = gap_penalty * np.abs(levels - expected[:, None]).astype(np.float64)
+    return np.where(down | (np.eye(len(levels), dtype=bool) & (expected[:, None] == 0)), cost, np.inf)
 
 
-def level_steps(columns: int, skippable: Sequence[int], distance_mm: float) -> np.ndarray:
-    """For each column, how many levels further down a detection ``distance_mm`` away most likely
-    is: the count whose summed real mean steps (``vertebrae.MEAN_STEP_MM``, skippable columns not
-    walked) lie nearest the distance; 0 where it is nearer than half a step (the same vertebra)."""
-    walk = [column for column in range(columns) if column not in set(int(c) for c in skippable)]
+def level_steps(columns: int, skippable: Sequence[int], distances_mm) -> np.ndarray:
+    """For each distance (n,) and column, how many levels further down a detection that far away most
+    likely is (n, c): the count whose summed real mean steps (``vertebrae.MEAN_STEP_MM``, skippable
+    columns not walked) lie nearest the distance; 0 where it is nearer than half a step (the same
+    vertebra)."""
+    skipped = {int(column) for column in skippable}
+    walk = [column for column in range(columns) if column not in skipped]
     steps = np.array([MEAN_STEP_MM.get(label_of_class(column + 1), 0.0) for column in walk])
     reach = np.concatenate([[0.0], np.cumsum(steps)])
-    counts = np.zeros(columns, dtype=np.int64)
+    distances = np.asarray(distances_mm, dtype=np.float64).reshape(-1, 1)
+    counts = np.zeros((len(distances), columns), dtype=np.int64)
     for rank, column in enumerate(walk):
         ahead = reach[rank:len(walk)] - reach[rank]  # distance to 0, 1, 2, ... levels further down
-        counts[column] = int(np.argmin(np.abs(ahead - distance_mm)))
-    for column in sorted(set(int(c) for c in skippable)):  # a transitional vertebra steps like its upper neighbour
-        counts[column] = counts[column - 1] if column > 0 else 1
+        counts[:, column] = np.argmin(np.abs(ahead[None] - distances), axis=1)
+    for column in sorted(skipped):  # a transitional vertebra steps like its upper neighbour
+        counts[:, column] = counts[:, column - 1] if column > 0 else 1
     return counts
 
 

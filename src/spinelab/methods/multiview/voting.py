@@ -91,8 +91,7 @@ def identify(fused: list[FusedVertebra], view_probabilities, view_losses,
             stack[view, row] = np.asarray(view_probabilities[view])[detection]
             present[view, row] = True
     voted = weighted_vote(stack, view_losses, present)
-    points = np.array([vertebra.point for vertebra in fused])
-    distances = np.linalg.norm(np.diff(points, axis=0), axis=1) if spacing else None
+    distances = np.linalg.norm(np.diff([v.point for v in fused], axis=0), axis=1) if spacing else None
     columns = best_sequence(voted, gap_penalty=gap_penalty, distances_mm=distances)
     return labels_of_columns(columns), voted[np.arange(len(fused)), columns]
 
