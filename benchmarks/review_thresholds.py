@@ -6,20 +6,23 @@ lowest vertebra, a water sphere with a skull-like shell, and a 4 x 4 x 4 volume.
 scan the default multiview model's evidence is collected without any presence filter; the tables
 show how candidate thresholds separate spines from no spines (a spine needs a candidate that the
 localizer scores high and one that the identifier labels with confidence), and how often vertebrae
-below a confidence are wrongly labelled. Run::
+below a confidence are wrongly labelled. Writes docs/REVIEW_THRESHOLDS.md, headed by the settings
+the model file holds. Run::
 
-    spinelab synth --n 30 --seed 2000 --out runs/validation --workers 2
-    python benchmarks/review_thresholds.py runs/validation [MODEL_FILE]
+    spinelab synth --n 30 --seed 2000 --out runs/default/validation --workers 2
+    python benchmarks/review_thresholds.py runs/default/validation [MODEL_FILE]
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from spinelab.eval.metrics import evaluate_scan
 from spinelab.io.datasets import find_cases
+from spinelab.io.files import write_text
 from spinelab.io.volume import CTVolume
 from spinelab.methods import load_method
 from spinelab.methods.multiview.ablation import variant
@@ -58,9 +61,12 @@ def evidence(prediction) -> dict:
             "label_confidence": np.array(details.get("label_confidence", []))}
 
 
+DOC = Path(__file__).resolve().parents[1] / "docs" / "REVIEW_THRESHOLDS.md"
+
+
 def main(data: str, model: str | None = None) -> None:
-    method = load_method("multiview", model)
-    method = variant(method, min_detection_score=0.0, spine_detection_score=0.0, spine_label_confidence=0.0)
+    packaged = load_method("multiview", model)
+    method = variant(packaged, min_detection_score=0.0, spine_detection_score=0.0, spine_label_confidence=0.0)
     cases = find_cases(data)
     rng = np.random.default_rng(0)
     positives, vertebrae_rows = {}, []
@@ -75,20 +81,26 @@ def main(data: str, model: str | None = None) -> None:
             vertebrae_rows.append((confidence, positives[case.case_id]["score"][i],
                                    positives[case.case_id]["agreement"][i], bool(records[int(label)].verse_hit)))
     negative = {name: evidence(method.predict(ct)) for name, ct in negatives(cases, rng).items()}
-    print("| scan | kind | vertebrae | median detection score | max detection score | median support | "
-          "max label confidence |")
-    print("|---|---|---|---|---|---|---|")
+    config = packaged.config
+    lines = ["# Review and spine-presence thresholds", "",
+             f"Written by `python benchmarks/review_thresholds.py {data}` ({len(cases)} synthetic validation scans, "
+             f"{len(negative)} synthetic no-spine volumes; the multiview model {model or 'packaged with spinelab'} "
+             "with its presence filter off). The model's settings (`MultiViewConfig`): candidates kept from a "
+             f"localizer score of {config.min_detection_score:g}; a spine needs a candidate scored "
+             f"{config.spine_detection_score:g} and one labelled with confidence {config.spine_label_confidence:g}; "
+             f"a vertebra labelled with confidence below {config.review_confidence:g} needs review, and so does one "
+             f"on whose label fewer than {config.review_view_agreement:.0%} of its views agree. No real CT was used.", ""]
+    lines += ["| scan | kind | vertebrae | median detection score | max detection score | median support | "
+              "max label confidence |", "|---|---|---|---|---|---|---|"]
     for kind, group in (("spine", positives), ("no spine", negative)):
         for name, e in group.items():
             stats = [f"{np.median(e[k]):.3f}" if len(e[k]) else "-" for k in ("score",)]
             top = f"{e['score'].max():.3f}" if len(e["score"]) else "-"
             support = f"{np.median(e['support']):.2f}" if len(e["support"]) else "-"
             sure = f"{e['label_confidence'].max():.2f}" if len(e["label_confidence"]) else "-"
-            print(f"| {name} | {kind} | {e['n']} | {stats[0]} | {top} | {support} | {sure} |")
-    print()
-    print("| candidates kept from score | a spine needs a candidate scored | and one labelled with confidence | "
-          "spines kept | no-spine scans rejected | candidates kept in spines |")
-    print("|---|---|---|---|---|---|")
+            lines.append(f"| {name} | {kind} | {e['n']} | {stats[0]} | {top} | {support} | {sure} |")
+    lines += ["", "| candidates kept from score | a spine needs a candidate scored | and one labelled with confidence | "
+              "spines kept | no-spine scans rejected | candidates kept in spines |", "|---|---|---|---|---|---|"]
     total = sum(len(e["score"]) for e in positives.values())
     for keep in (0.4, 0.5, 0.6):
         for presence in (0.6, 0.7, 0.8):
@@ -100,26 +112,24 @@ def main(data: str, model: str | None = None) -> None:
                 kept = sum(spine(e) for e in positives.values())
                 rejected = sum(not spine(e) for e in negative.values())
                 candidates = sum(int((e["score"] >= keep).sum()) for e in positives.values() if spine(e))
-                print(f"| {keep} | {presence} | {sure} | {kept}/{len(positives)} | {rejected}/{len(negative)} | "
-                      f"{candidates}/{total} |")
+                lines.append(f"| {keep} | {presence} | {sure} | {kept}/{len(positives)} | {rejected}/{len(negative)} | "
+                             f"{candidates}/{total} |")
     rows = np.array(vertebrae_rows, dtype=float)
-    print()
-    print("| confidence below | vertebrae flagged | wrong among flagged | wrong among the rest |")
-    print("|---|---|---|---|")
+    lines += ["", "| confidence below | vertebrae flagged | wrong among flagged | wrong among the rest |", "|---|---|---|---|"]
     for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
         flagged = rows[:, 0] < threshold
         wrong = rows[:, 3] == 0
         share = lambda mask: f"{100 * wrong[mask].mean():.1f} %" if mask.any() else "-"  # noqa: E731
-        print(f"| {threshold} | {flagged.sum()}/{len(rows)} | {share(flagged)} | {share(~flagged)} |")
-    print()
-    print("| view agreement below | vertebrae flagged | wrong among flagged | wrong among the rest |")
-    print("|---|---|---|---|")
+        lines.append(f"| {threshold} | {flagged.sum()}/{len(rows)} | {share(flagged)} | {share(~flagged)} |")
+    lines += ["", "| view agreement below | vertebrae flagged | wrong among flagged | wrong among the rest |",
+              "|---|---|---|---|"]
     for threshold in (0.3, 0.5, 0.7):
         flagged = rows[:, 2] < threshold
         wrong = rows[:, 3] == 0
         share = lambda mask: f"{100 * wrong[mask].mean():.1f} %" if mask.any() else "-"  # noqa: E731
-        print(f"| {threshold} | {flagged.sum()}/{len(rows)} | {share(flagged)} | {share(~flagged)} |")
-
+        lines.append(f"| {threshold} | {flagged.sum()}/{len(rows)} | {share(flagged)} | {share(~flagged)} |")
+    write_text(DOC, "\n".join(lines))
+    print("\n".join(lines))
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:3] if len(sys.argv) > 1 else ["runs/validation"]))
+    main(*(sys.argv[1:3] if len(sys.argv) > 1 else ["runs/default/validation"]))
