@@ -61,6 +61,16 @@ def evidence(prediction) -> dict:
             "label_confidence": np.array(details.get("label_confidence", []))}
 
 
+def flag_table(values: np.ndarray, wrong: np.ndarray, title: str, thresholds) -> list[str]:
+    """Markdown rows: how many vertebrae a threshold on ``values`` flags, and how many are wrong on either side."""
+    share = lambda mask: f"{100 * wrong[mask].mean():.1f} %" if mask.any() else "-"  # noqa: E731
+    lines = ["", f"| {title} | vertebrae flagged | wrong among flagged | wrong among the rest |", "|---|---|---|---|"]
+    for threshold in thresholds:
+        flagged = values < threshold
+        lines.append(f"| {threshold} | {flagged.sum()}/{len(values)} | {share(flagged)} | {share(~flagged)} |")
+    return lines
+
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "REVIEW_THRESHOLDS.md"
 
 
@@ -94,11 +104,11 @@ def main(data: str, model: str | None = None) -> None:
               "max label confidence |", "|---|---|---|---|---|---|---|"]
     for kind, group in (("spine", positives), ("no spine", negative)):
         for name, e in group.items():
-            stats = [f"{np.median(e[k]):.3f}" if len(e[k]) else "-" for k in ("score",)]
+            median = f"{np.median(e['score']):.3f}" if len(e["score"]) else "-"
             top = f"{e['score'].max():.3f}" if len(e["score"]) else "-"
             support = f"{np.median(e['support']):.2f}" if len(e["support"]) else "-"
             sure = f"{e['label_confidence'].max():.2f}" if len(e["label_confidence"]) else "-"
-            lines.append(f"| {name} | {kind} | {e['n']} | {stats[0]} | {top} | {support} | {sure} |")
+            lines.append(f"| {name} | {kind} | {e['n']} | {median} | {top} | {support} | {sure} |")
     lines += ["", "| candidates kept from score | a spine needs a candidate scored | and one labelled with confidence | "
               "spines kept | no-spine scans rejected | candidates kept in spines |", "|---|---|---|---|---|---|"]
     total = sum(len(e["score"]) for e in positives.values())
@@ -115,21 +125,11 @@ def main(data: str, model: str | None = None) -> None:
                 lines.append(f"| {keep} | {presence} | {sure} | {kept}/{len(positives)} | {rejected}/{len(negative)} | "
                              f"{candidates}/{total} |")
     rows = np.array(vertebrae_rows, dtype=float)
-    lines += ["", "| confidence below | vertebrae flagged | wrong among flagged | wrong among the rest |", "|---|---|---|---|"]
-    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7):
-        flagged = rows[:, 0] < threshold
-        wrong = rows[:, 3] == 0
-        share = lambda mask: f"{100 * wrong[mask].mean():.1f} %" if mask.any() else "-"  # noqa: E731
-        lines.append(f"| {threshold} | {flagged.sum()}/{len(rows)} | {share(flagged)} | {share(~flagged)} |")
-    lines += ["", "| view agreement below | vertebrae flagged | wrong among flagged | wrong among the rest |",
-              "|---|---|---|---|"]
-    for threshold in (0.3, 0.5, 0.7):
-        flagged = rows[:, 2] < threshold
-        wrong = rows[:, 3] == 0
-        share = lambda mask: f"{100 * wrong[mask].mean():.1f} %" if mask.any() else "-"  # noqa: E731
-        lines.append(f"| {threshold} | {flagged.sum()}/{len(rows)} | {share(flagged)} | {share(~flagged)} |")
+    lines += flag_table(rows[:, 0], rows[:, 3] == 0, "confidence below", (0.3, 0.4, 0.5, 0.6, 0.7))
+    lines += flag_table(rows[:, 2], rows[:, 3] == 0, "view agreement below", (0.3, 0.5, 0.7))
     write_text(DOC, "\n".join(lines))
     print("\n".join(lines))
+
 
 if __name__ == "__main__":
     main(*(sys.argv[1:3] if len(sys.argv) > 1 else ["runs/default/validation"]))
