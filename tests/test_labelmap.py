@@ -5,8 +5,9 @@ from scipy import ndimage
 from spinelab import vertebrae
 from spinelab.errors import SpinelabError
 from spinelab.io.formats import read_centroids
-from spinelab.io.labelmap import TOTALSEGMENTATOR_TO_VERSE, centroids_from_label_map, vertebra_mask
-from spinelab.io.images import read_label_map
+from spinelab.io.labelmap import (TOTALSEGMENTATOR_BONE, TOTALSEGMENTATOR_HEART_AND_VESSELS, TOTALSEGMENTATOR_TO_VERSE,
+                                  centroids_from_label_map, vertebra_mask)
+from spinelab.io.images import read_ct, read_label_map
 from spinelab.io.volume import CTVolume
 
 VERSE_CASES = ("sub-verse004", "sub-verse010", "sub-gl003_dir-ax", "sub-gl017")
@@ -49,6 +50,16 @@ def test_totalsegmentator_chest_gives_the_thoracic_spine_top_to_bottom(chest_exa
     assert names[names.index("T1"): names.index("L2") + 1] == expected
     assert (np.diff(found.world[:, 2]) < 0).all()  # skull to tail is superior to inferior
     assert "C5" not in names  # 99 voxels at the top of the field of view: too little to hold a body
+
+
+def test_totalsegmentator_heart_and_vessel_labels_are_where_the_chest_holds_contrast(chest_example):
+    """The benchmark counts what the bone stage keeps of these labels: in the contrast chest CT they hold
+    agent (bright), none of them is bone, and the aorta and heart are among them."""
+    hu = read_ct(chest_example["ct"]).array
+    labels = read_label_map(chest_example["labels"]).array
+    vessels = np.isin(labels, sorted(TOTALSEGMENTATOR_HEART_AND_VESSELS))
+    assert not TOTALSEGMENTATOR_HEART_AND_VESSELS & TOTALSEGMENTATOR_BONE
+    assert np.median(hu[vessels]) > 150 and {51, 52} <= set(np.unique(labels[vessels]).tolist())
 
 
 def test_totalsegmentator_numbering_maps_to_verse_and_merges_s1_into_the_sacrum():

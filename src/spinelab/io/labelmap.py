@@ -53,6 +53,9 @@ TOTALSEGMENTATOR_TO_VERSE: dict[int, int] = {
 #: skull, ribs and sternum (costal cartilage, 117, is not bone).
 TOTALSEGMENTATOR_BONE: frozenset[int] = frozenset([*range(25, 51), *range(69, 79), *range(91, 117)])
 
+#: TotalSegmentator v2 labels of the heart and the great vessels (aorta to iliac veins): where contrast agent is.
+TOTALSEGMENTATOR_HEART_AND_VESSELS: frozenset[int] = frozenset(range(51, 69))
+
 #: Depth, as a fraction of the deepest point, that separates the body core from the thin posterior elements.
 CORE_DEPTH_FRACTION = 0.65
 #: Resolution (mm) of the body estimate; finer masks are block-averaged to about this.
