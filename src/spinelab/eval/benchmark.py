@@ -131,7 +131,7 @@ def real_cases() -> list[RealCase]:
             canonical, mask = ct.canonical(), mask.reoriented(("R", "A", "S"))
             bone = None if bone is None else bone.reoriented(("R", "A", "S"))
             for crop, (first, last) in CHEST_CROPS.items():
-                box = _crop_box(mask, first, last)
+                box = crop_beyond(mask, first, last)
                 cases.append(RealCase(f"chest {crop}", canonical.cropped(box),
                                       reference.select(uncut_labels(mask.cropped(box).array)),
                                       f"the chest CT cut just beyond {first} and {last}",
@@ -139,7 +139,7 @@ def real_cases() -> list[RealCase]:
     return cases
 
 
-def _crop_box(mask: CTVolume, first: str, last: str) -> tuple[slice, ...]:
+def crop_beyond(mask: CTVolume, first: str, last: str) -> tuple[slice, ...]:
     """The crop of a canonical VerSe-numbered mask along S just beyond ``first`` and ``last``: those and all
     between are whole where the neighbours allow it, the neighbours cut."""
     levels = {}
